@@ -1,0 +1,25 @@
+# abdoseg: download -> resample -> split -> train -> predict -> evaluate -> summarize -> render -> report.
+# `snakemake --cores all results/report.html`; DVC runs the same rules stage by stage (dvc.yaml).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/render.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        P.REPORT,

@@ -1,0 +1,98 @@
+"""Training augmentation on a batch of patches, in torch, with no left-right mirror.
+
+Spatial: a small random rotation (proper, determinant +1: it never mirrors) and scaling, applied to the image
+(trilinear) and labels (nearest) with one sampling grid. Intensity: scale and shift, gamma, Gaussian noise,
+Gaussian blur. A flip would need labels 2 and 3 swapped with it; we do not flip at all, since CT is always
+acquired with a known patient orientation and the processed arrays are all RAS+.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    intensity_scale: tuple[float, float] = (0.9, 1.1)
+    intensity_shift: float = 0.05
+    gamma: tuple[float, float] = (0.8, 1.25)
+    noise_sd: float = 0.03
+    blur_sigma: tuple[float, float] = (0.0, 1.0)
+    probability: float = 0.8  # per transform family
+
+    @classmethod
+    def from_params(cls, params: dict) -> "AugmentSpec":
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+        return cls(**kw)
+
+
+def _rotation(angles: torch.Tensor) -> torch.Tensor:
+    """(B, 3) angles in radians -> (B, 3, 3) rotations about the three axes, composed."""
+    cx, cy, cz = torch.cos(angles).unbind(1)
+    sx, sy, sz = torch.sin(angles).unbind(1)
+    one, zero = torch.ones_like(cx), torch.zeros_like(cx)
+    rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], 1).view(-1, 3, 3)
+    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], 1).view(-1, 3, 3)
+    rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], 1).view(-1, 3, 3)
+    return rz @ ry @ rx
+
+
+def spatial(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate and scale (B, 1, X, Y, Z) images and (B, X, Y, Z) labels about the patch centre."""
+    b = image.shape[0]
+    angles = (torch.rand(b, 3, generator=gen) * 2 - 1) * math.radians(spec.rotate_deg)
+    scales = torch.empty(b, 1, 1).uniform_(*spec.scale, generator=gen)
+    apply = (torch.rand(b, generator=gen) < spec.probability).float().view(b, 1, 1)
+    eye = torch.eye(3).expand(b, 3, 3)
+    mat = apply * (_rotation(angles) / scales) + (1 - apply) * eye
+    theta = torch.cat([mat, torch.zeros(b, 3, 1)], dim=2)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    img = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    lab = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return img, lab[:, 0].long()
+
+
+def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    out = image
+    for dim in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + dim] = k.numel()
+        pad = [0] * 6
+        pad[2 * (2 - dim)] = pad[2 * (2 - dim) + 1] = radius
+        out = F.conv3d(F.pad(out, pad, mode="replicate"), k.view(shape))
+    return out
+
+
+def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+    """Scale and shift, gamma, noise and blur, each applied per sample with `spec.probability`."""
+    out = []
+    for x in image:
+        x = x[None]
+        if torch.rand(1, generator=gen) < spec.probability:
+            x = x * torch.empty(1).uniform_(*spec.intensity_scale, generator=gen) + (torch.rand(1, generator=gen) * 2 - 1) * spec.intensity_shift
+        if torch.rand(1, generator=gen) < spec.probability:
+            x = x.clamp(0, 1) ** torch.empty(1).uniform_(*spec.gamma, generator=gen)
+        if torch.rand(1, generator=gen) < spec.probability:
+            sigma = float(torch.empty(1).uniform_(*spec.blur_sigma, generator=gen))
+            if sigma > 0.3:
+                x = _blur(x, sigma)
+        if torch.rand(1, generator=gen) < spec.probability:
+            x = x + torch.randn(x.shape, generator=gen) * spec.noise_sd * float(torch.rand(1, generator=gen))
+        out.append(x[0])
+    return torch.stack(out)
+
+
+def augment(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole training augmentation: spatial, then intensity."""
+    image, labels = spatial(image, labels, spec, gen)
+    return intensity(image, spec, gen), labels

@@ -1,0 +1,117 @@
+"""`abdoseg`: the pipeline's steps for scans outside the pipeline (one new scan, or a folder of them)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+
+
+def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
+    """(case, image, label or None) for a folder in the raw layout (images/, labels/) or a folder of images."""
+    images_dir = data_path / "images" if (data_path / "images").is_dir() else data_path
+    images = sorted(images_dir.glob("*.nii.gz")) + sorted(images_dir.glob("*.nii"))
+    if not images:
+        raise SystemExit(f"abdoseg: no .nii or .nii.gz images in {images_dir}")
+    out = []
+    for img in images:
+        case = img.name.removesuffix(".gz").removesuffix(".nii")
+        label = data_path / "labels" / img.name
+        out.append((case, img, label if label.exists() else None))
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .predict import predict_cases
+
+    if not Path(args.image).is_file():
+        raise SystemExit(f"abdoseg predict: {args.image}: no such NIfTI file")
+    predict_cases([args.image], [args.output], args.model, args.device, args.overlap, not args.no_largest_component, args.threads)
+    print(f"wrote {args.output}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from . import labels as L
+    from .evaluate import evaluate_case, summarize
+    from .predict import predict_cases
+
+    cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
+    if not cases:
+        raise SystemExit(f"abdoseg evaluate: {args.data_path} has no labels/ matching its images")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, image, label in cases:
+            pred = Path(tmp) / f"{case}.nii.gz"
+            predict_cases([str(image)], [str(pred)], args.model_path, args.device, threads=args.threads)
+            rows.append(evaluate_case(case, pred, label, list(L.ORGANS.values()), args.nsd_tolerance_mm))
+    per_case = pd.concat(rows, ignore_index=True)
+    print(per_case.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    summary = summarize(per_case)
+    print("\nmean Dice per organ: " + ", ".join(f"{k} {v['dice_mean']:.3f}" for k, v in summary.items() if k != "mean"))
+    if args.output:
+        per_case.to_csv(args.output, index=False)
+
+
+def cmd_visualize(args: argparse.Namespace) -> None:
+    from .predict import predict_cases
+    from .render import render_case
+
+    out = Path(args.output_path)
+    out.mkdir(parents=True, exist_ok=True)
+    for case, image, label in _cases(Path(args.data_path)):
+        pred = out / f"{case}_seg.nii.gz"
+        predict_cases([str(image)], [str(pred)], args.model_path, args.device, threads=args.threads)
+        render_case(str(image), str(pred), str(label) if label else None, str(out / f"{case}.mp4"), str(out / f"{case}.png"),
+                    case, args.frames, 12, 384)
+        print(f"{case}: {pred}, {out / f'{case}.mp4'}, {out / f'{case}.png'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="abdoseg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"abdoseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+        p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+
+    p = sub.add_parser("predict", help="segment one CT (NIfTI) into OUT, on the input's own grid")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--model", default="results/model/best.pt")
+    p.add_argument("--overlap", type=float, default=0.5)
+    p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
+    common(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="predict every case of a folder (images/, labels/) and print per-organ metrics")
+    p.add_argument("--model-path", default="results/model/best.pt")
+    p.add_argument("--data-path", required=True)
+    p.add_argument("--nsd-tolerance-mm", type=float, default=2.0)
+    p.add_argument("--output", help="also write the per-case table as CSV")
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("visualize", help="predict every case of a folder and render a video and slices of each")
+    p.add_argument("--model-path", default="results/model/best.pt")
+    p.add_argument("--data-path", required=True)
+    p.add_argument("--output-path", required=True)
+    p.add_argument("--frames", type=int, default=36)
+    common(p)
+    p.set_defaults(func=cmd_visualize)
+
+    args = parser.parse_args(argv)
+    if args.threads <= 0:
+        import os
+
+        args.threads = os.cpu_count() or 1
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

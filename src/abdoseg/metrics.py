@@ -1,0 +1,75 @@
+"""Per-organ segmentation metrics in physical space, with the conventions written down.
+
+Conventions (tested in tests/test_metrics.py):
+- reference and prediction both empty: Dice 1, NSD 1, HD95 0 (and flagged `both_empty` in the tables);
+- reference empty and prediction not (or the reverse): Dice 0, NSD 0, HD95 infinite (stored as NaN, `inf` flag);
+- an organ the source does not annotate is not scored at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice of two boolean masks; 1.0 when both are empty."""
+    p, r = int(pred.sum()), int(ref.sum())
+    if p + r == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(pred, ref).sum()) / (p + r)
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    """Boundary voxels of a mask (face connectivity)."""
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+
+
+def _surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (mm) from a's surface voxels to b's surface, and from b's to a's.
+
+    The distance transforms run on the masks' joint bounding box (plus a margin), not the whole scan: same
+    result, a fraction of the time on a 512x512x300 CT.
+    """
+    both = a | b
+    idx = [np.flatnonzero(both.any(axis=tuple(x for x in range(3) if x != d))) for d in range(3)]
+    box = tuple(slice(max(i[0] - 2, 0), i[-1] + 3) for i in idx)
+    sa, sb = _surface(a[box]), _surface(b[box])
+    da = ndimage.distance_transform_edt(~sb, sampling=spacing)
+    db = ndimage.distance_transform_edt(~sa, sampling=spacing)
+    return da[sa], db[sb]
+
+
+def hd95(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> float:
+    """95th-percentile symmetric Hausdorff distance in mm (the larger of the two directed 95th percentiles)."""
+    if not pred.any() and not ref.any():
+        return 0.0
+    if not pred.any() or not ref.any():
+        return float("inf")
+    d_pr, d_rp = _surface_distances(pred, ref, spacing)
+    return float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
+
+
+def surface_dice(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], tolerance_mm: float) -> float:
+    """Normalised surface Dice: the share of both surfaces lying within `tolerance_mm` of the other."""
+    if not pred.any() and not ref.any():
+        return 1.0
+    if not pred.any() or not ref.any():
+        return 0.0
+    d_pr, d_rp = _surface_distances(pred, ref, spacing)
+    return float(((d_pr <= tolerance_mm).sum() + (d_rp <= tolerance_mm).sum()) / (len(d_pr) + len(d_rp)))
+
+
+def organ_metrics(pred: np.ndarray, ref: np.ndarray, organ_id: int, spacing: tuple[float, ...], tolerance_mm: float) -> dict:
+    """All metrics of one organ in one case."""
+    p, r = pred == organ_id, ref == organ_id
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    h = hd95(p, r, spacing)
+    return {
+        "dice": dice(p, r),
+        "nsd": surface_dice(p, r, spacing, tolerance_mm),
+        "hd95": h if np.isfinite(h) else float("nan"),
+        "volume_pred_ml": float(p.sum()) * voxel_ml,
+        "volume_ref_ml": float(r.sum()) * voxel_ml,
+        "both_empty": bool(not p.any() and not r.any()),
+    }

@@ -1,0 +1,77 @@
+"""Reading and writing NIfTI volumes with their affine, atomically (no half-written file is ever left)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import nibabel as nib
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes), dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a finished output gets the usual permissions
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: str | os.PathLike) -> nib.Nifti1Image:
+    """Load a NIfTI image, naming the file in the error if it is missing or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for corrupt files
+        raise ValueError(f"{path}: not a readable NIfTI file ({exc})") from exc
+    if img.ndim != 3:
+        raise ValueError(f"{path}: expected a 3D volume, got shape {img.shape}")
+    return img
+
+
+def save(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, header: nib.Nifti1Header | None = None) -> None:
+    """Write `array` with `affine` to `path` atomically; the array's dtype is kept on disk."""
+    img = nib.Nifti1Image(array, affine, header=header)
+    img.header.set_data_dtype(array.dtype)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    if header is None:
+        img.header.set_xyzt_units("mm", "sec")
+    # gzip embeds a modification time; nibabel writes mtime 0, so same data -> same bytes.
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+
+
+def axcodes(affine: np.ndarray) -> str:
+    """The orientation of an affine as a three-letter code, e.g. 'RAS' or 'LPS'."""
+    return "".join(nib.aff2axcodes(affine))
+
+
+def spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size in mm along each array axis."""
+    return tuple(float(s) for s in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,31 @@
+"""Every path of the pipeline's file contract, in one place; Snakemake rules and scripts read them from here."""
+
+RAW = "data/raw"
+RAW_IMAGE = "data/raw/images/{case}.nii.gz"
+RAW_LABEL = "data/raw/labels/{case}.nii.gz"
+MANIFEST = "data/raw/manifest.tsv"
+
+PROCESSED_IMAGE = "data/processed/images/{case}.npy"
+PROCESSED_LABEL = "data/processed/labels/{case}.npy"
+PROCESSED_META = "data/processed/meta/{case}.json"
+SPLITS = "data/splits.json"
+
+MODEL_DIR = "results/model"
+MODEL_BEST = "results/model/best.pt"
+MODEL_LAST = "results/model/last.pt"
+TRAIN_LOG = "results/model/train_log.csv"
+
+PREDICTION = "results/predictions/{case}.nii.gz"
+CASE_METRICS = "results/metrics/per_case/{case}.csv"
+DICE_PER_CASE = "results/metrics/dice_per_case.csv"
+DICE_SUMMARY = "results/metrics/dice_summary.json"
+DICE_FIGURE = "results/metrics/dice_boxplot.png"
+VOLUME_FIGURE = "results/metrics/volume_scatter.png"
+CURVE_FIGURE = "results/metrics/training_curve.png"
+
+VIDEO = "results/videos/{case}.mp4"
+SLICES = "results/slices/{case}.png"
+REPORT = "results/report.html"
+
+LOGS = "results/logs"
+BENCHMARKS = "results/benchmarks"

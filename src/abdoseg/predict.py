@@ -1,0 +1,94 @@
+"""The predict step: one scan in, a label map on the scan's own grid out (same shape, same affine, uint8 0-4).
+
+It repeats the preprocessing recorded in the checkpoint, runs Gaussian-blended sliding-window inference,
+keeps the largest connected component of each organ (optional), and inverts the resampling exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from . import labels as L
+from . import nifti, vnet
+from .resample import PreprocessSpec, invert_probabilities, preprocess
+from .train import pick_device, sliding_window_probs
+
+
+@dataclass
+class Model:
+    """A trained network with everything its checkpoint says about how it must be used."""
+
+    net: torch.nn.Module
+    spec: PreprocessSpec
+    patch: tuple[int, int, int]
+    checkpoint: dict
+
+
+def load_model(path: str | os.PathLike, device: torch.device) -> Model:
+    """Load a checkpoint written by the train step; errors name the file and what is missing."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("model_state", "model", "preprocess", "patch_size", "labels"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: not an abdoseg checkpoint (no {key!r})")
+    if [row["name"] for row in ckpt["labels"]] != L.CLASS_NAMES:
+        raise ValueError(f"{path}: trained with labels {ckpt['labels']}, this code uses {L.CLASS_NAMES}")
+    net = vnet.build(ckpt["model"])
+    net.load_state_dict(ckpt["model_state"])
+    net.to(device).eval()
+    pre = ckpt["preprocess"]
+    spec = PreprocessSpec(tuple(pre["spacing"]), tuple(pre["window"]), pre["body_threshold"], pre["crop_margin_mm"])
+    return Model(net, spec, tuple(ckpt["patch_size"]), ckpt)
+
+
+def keep_largest_component(labels: np.ndarray) -> np.ndarray:
+    """A mask of the voxels to drop: for each organ, all but its largest 26-connected component."""
+    drop = np.zeros(labels.shape, bool)
+    for organ in L.ORGANS:
+        comps, n = ndimage.label(labels == organ, structure=np.ones((3, 3, 3)))
+        if n > 1:
+            sizes = np.bincount(comps.ravel())
+            sizes[0] = 0
+            drop |= (comps > 0) & (comps != int(np.argmax(sizes)))
+    return drop
+
+
+def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: torch.device,
+                  overlap: float = 0.5, largest_component: bool = True) -> np.ndarray:
+    """Segment one CT (HU array and affine, any orientation): a uint8 label map of the same shape."""
+    processed, _, geom = preprocess(image, affine, model.spec)
+    probs = sliding_window_probs(model.net, processed, model.patch, overlap, device).numpy()
+    if largest_component:
+        drop = keep_largest_component(probs.argmax(0))
+        probs[1:, drop] = 0.0
+        probs[0, drop] = 1.0
+    return invert_probabilities(probs, geom)
+
+
+def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, model: Model, device: torch.device,
+                 overlap: float = 0.5, largest_component: bool = True) -> np.ndarray:
+    """Segment a NIfTI file and write the label map with the input's exact affine and shape."""
+    img = nifti.load(image_path)
+    labels = predict_array(np.asanyarray(img.dataobj), img.affine, model, device, overlap, largest_component)
+    header = img.header.copy()
+    header.set_data_dtype(np.uint8)
+    header["scl_slope"], header["scl_inter"] = 1.0, 0.0
+    nifti.save(labels.astype(np.uint8), img.affine, out_path, header=header)
+    return labels
+
+
+def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str, device_name: str = "auto",
+                  overlap: float = 0.5, largest_component: bool = True, threads: int = 1) -> None:
+    """Load the model once and segment each image; what the pipeline's predict rule and the CLI call."""
+    torch.set_num_threads(max(1, threads))
+    device = pick_device(device_name)
+    model = load_model(checkpoint, device)
+    for src, dst in zip(image_paths, out_paths):
+        predict_file(src, dst, model, device, overlap, largest_component)
+
+
+

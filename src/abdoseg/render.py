@@ -1,0 +1,140 @@
+"""The render step: a turntable video of a case's predicted organs (off-screen VTK) and slice overlays.
+
+The camera starts anterior, superior up, so that the patient's right is on the viewer's left (the radiological
+convention every CT viewer uses), and turns once about the patient's long axis. Meshes are built in index space
+and moved by the scan's affine, so any stored orientation (RAS, LPS, oblique) renders in patient space.
+"""
+
+from __future__ import annotations
+
+import os
+
+if not os.environ.get("DISPLAY"):  # no X server: go straight to EGL instead of trying X first and warning
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import imageio.v2 as imageio  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pyvista as pv  # noqa: E402
+from scipy import ndimage  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from . import labels as L  # noqa: E402
+from . import nifti  # noqa: E402
+
+
+def organ_meshes(labels: np.ndarray, affine: np.ndarray, smooth_sigma: float = 1.0) -> dict[int, pv.PolyData]:
+    """One smoothed surface per organ present, in world (RAS mm) coordinates."""
+    meshes = {}
+    for oid in L.ORGANS:
+        mask = labels == oid
+        if not mask.any():
+            continue
+        idx = np.argwhere(mask)
+        lo, hi = np.maximum(idx.min(0) - 3, 0), np.minimum(idx.max(0) + 4, labels.shape)
+        sub = ndimage.gaussian_filter(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32), smooth_sigma)
+        grid = pv.ImageData(dimensions=sub.shape, origin=tuple(float(v) for v in lo), spacing=(1.0, 1.0, 1.0))
+        grid.point_data["p"] = sub.ravel(order="F")
+        surf = grid.contour([0.5], scalars="p")
+        if surf.n_points == 0:
+            continue
+        meshes[oid] = surf.transform(np.asarray(affine, float), inplace=False).compute_normals(auto_orient_normals=True)
+    return meshes
+
+
+def render_video(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike, frames: int = 36, fps: int = 12,
+                 size: int = 384, title: str = "") -> int:
+    """Write an MP4 turntable of the organs; returns the number of frames written."""
+    meshes = organ_meshes(labels, affine)
+    plotter = pv.Plotter(off_screen=True, window_size=(size, size))
+    plotter.set_background("white")
+    for oid, mesh in meshes.items():
+        plotter.add_mesh(mesh, color=L.COLOURS[oid], smooth_shading=True, specular=0.3, label=L.ORGANS[oid])
+    if meshes:
+        plotter.add_legend(bcolor="white", face="circle", size=(0.38, 0.2), loc="lower right")
+    else:
+        plotter.add_text("no organ predicted", position="upper_edge", color="black", font_size=12)
+    plotter.add_text(title or "anterior view", position="upper_left", color="black", font_size=9)
+    if meshes:
+        bounds = pv.MultiBlock(list(meshes.values())).bounds
+        lo, hi = np.array(bounds[0::2]), np.array(bounds[1::2])
+        centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
+    else:
+        centre, extent = affine[:3, 3], 300.0
+    dist = 1.6 * max(extent, 1.0)
+    # anterior (+y) camera, superior (+z) up: the patient's right (+x) lands on the viewer's left
+    plotter.camera.position = tuple(centre + np.array([0.0, dist, 0.0]))
+    plotter.camera.focal_point = tuple(centre)
+    plotter.camera.up = (0.0, 0.0, 1.0)
+    step = 360.0 / frames
+    with nifti.atomic_path(path) as tmp:
+        writer = imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                    macro_block_size=16, ffmpeg_log_level="error")
+        try:
+            for _ in tqdm(range(frames), desc="render", unit="frame", disable=None, leave=False):
+                writer.append_data(plotter.screenshot(return_img=True))
+                plotter.camera.azimuth += step
+        finally:
+            writer.close()
+            plotter.close()
+    return frames
+
+
+def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
+    return np.asanyarray(img.dataobj), img.affine
+
+
+def slice_overlay(image: np.ndarray, pred: np.ndarray, affine: np.ndarray, path: str | os.PathLike,
+                  reference: np.ndarray | None = None, title: str = "") -> None:
+    """Axial, coronal and sagittal slices through the organs' centre, CT window -160..240 HU, outlines on top.
+
+    Filled colour: prediction; black outline: reference (when given). Axial and coronal views put the patient's
+    right on the viewer's left, as radiologists read them.
+    """
+    img, aff = _canonical(np.asarray(image, np.float32), affine)
+    prd, _ = _canonical(pred.astype(np.uint8), affine)
+    ref = _canonical(reference.astype(np.uint8), affine)[0] if reference is not None else None
+    sp = nifti.spacing(aff)
+    fg = np.argwhere(prd > 0) if (prd > 0).any() else np.argwhere(np.ones(prd.shape, bool))
+    cx, cy, cz = fg.mean(0).astype(int)
+    views = [  # (name, 2D slice with rows to display top-down, aspect)
+        ("axial", lambda v: v[::-1, ::-1, cz].T, sp[1] / sp[0]),   # anterior up, patient right on the left
+        ("coronal", lambda v: v[::-1, cy, ::-1].T, sp[2] / sp[0]),  # superior up, patient right on the left
+        ("sagittal", lambda v: v[cx, ::-1, ::-1].T, sp[2] / sp[1]),  # superior up, anterior on the left
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    colours = np.zeros((L.NUM_CLASSES, 4))
+    for oid, rgb in L.COLOURS.items():
+        colours[oid] = (*rgb, 0.45)
+    for ax, (name, cut, aspect) in zip(axes, views):
+        ax.imshow(cut(img), cmap="gray", vmin=-160, vmax=240, aspect=aspect, interpolation="nearest")
+        ax.imshow(colours[cut(prd)], aspect=aspect, interpolation="nearest")
+        if ref is not None:
+            ax.contour(cut(ref), levels=[o + 0.5 for o in range(L.NUM_CLASSES - 1)], colors="black", linewidths=0.6)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    axes[0].text(0.01, 0.5, "R", transform=axes[0].transAxes, color="yellow", fontsize=12, va="center")
+    axes[0].text(0.97, 0.5, "L", transform=axes[0].transAxes, color="yellow", fontsize=12, va="center")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=L.COLOURS[o]) for o in L.ORGANS]
+    fig.legend(handles, list(L.ORGANS.values()), loc="lower center", ncol=4, fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    with nifti.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def render_case(image_path: str, prediction_path: str, label_path: str | None, video_path: str, slices_path: str,
+                case: str, frames: int, fps: int, size: int) -> None:
+    """The pipeline's render step for one case."""
+    pred_img = nifti.load(prediction_path)
+    pred = np.asarray(pred_img.dataobj).astype(np.uint8)
+    render_video(pred, pred_img.affine, video_path, frames=frames, fps=fps, size=size, title=f"{case} (prediction)")
+    image = np.asarray(nifti.load(image_path).dataobj)
+    reference = np.asarray(nifti.load(label_path).dataobj) if label_path else None
+    slice_overlay(image, pred, pred_img.affine, slices_path, reference, title=f"{case}: prediction (colour), reference (outline)")

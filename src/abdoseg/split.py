@@ -1,0 +1,44 @@
+"""The split step: a deterministic train/val/test partition of the case list by seed and fractions."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import nifti
+
+
+def make_split(cases: list[str], seed: int, fractions: dict[str, float]) -> dict[str, list[str]]:
+    """Shuffle the sorted case list with `seed` and cut it by `fractions` (train, val, test; summing to 1).
+
+    Every subset gets at least one case when there are at least three; a subset's order is sorted.
+    """
+    if abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    cases = sorted(cases)
+    if len(cases) < 3:
+        raise ValueError(f"need at least 3 cases to split into train/val/test, got {len(cases)}: {cases}")
+    order = np.random.default_rng(seed).permutation(len(cases))
+    n_val = max(1, int(round(fractions["val"] * len(cases))))
+    n_test = max(1, int(round(fractions["test"] * len(cases))))
+    n_train = len(cases) - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"split fractions {fractions} leave no training case out of {len(cases)}")
+    picked = [cases[i] for i in order]
+    return {
+        "train": sorted(picked[:n_train]),
+        "val": sorted(picked[n_train:n_train + n_val]),
+        "test": sorted(picked[n_train + n_val:]),
+    }
+
+
+def write_split(split: dict[str, list[str]], path: str | os.PathLike) -> None:
+    with nifti.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(split, indent=1) + "\n")
+
+
+def read_split(path: str | os.PathLike) -> dict[str, list[str]]:
+    with open(path) as fh:
+        return json.load(fh)

@@ -1,0 +1,197 @@
+"""The train step: the VNet on class-balanced patches, Dice + cross-entropy, validation by sliding window.
+
+Writes best.pt (by mean validation Dice over organs), last.pt (with optimiser, scheduler, epoch and random
+states, so that `train.resume` continues an interrupted run to the same end) and a per-epoch CSV log. Every
+checkpoint embeds the params it was trained with, the label table and the preprocessing spec: inference never
+guesses.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from tqdm import tqdm
+
+from . import labels as L
+from . import nifti, vnet
+from .augment import AugmentSpec, augment
+from .metrics import dice
+from .resample import PreprocessSpec
+from .sampling import PatchSampler
+
+LOG_COLUMNS = ["epoch", "train_loss", "val_loss", *[f"dice_{o}" for o in L.ORGANS.values()], "dice_mean", "lr", "seconds"]
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` means CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_processed(processed_image: str, processed_label: str, cases: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Memory-map the processed arrays of `cases` (path templates with {case})."""
+    images = [np.load(processed_image.format(case=c), mmap_mode="r") for c in cases]
+    labels = [np.load(processed_label.format(case=c), mmap_mode="r") for c in cases]
+    return images, labels
+
+
+def sliding_window_probs(model: torch.nn.Module, image: np.ndarray | torch.Tensor, patch: tuple[int, int, int],
+                         overlap: float, device: torch.device, sw_batch: int = 4) -> torch.Tensor:
+    """Softmax probabilities (C, *shape) over a whole processed volume, Gaussian-blended windows (MONAI's inferer)."""
+    x = torch.from_numpy(np.array(image, dtype=np.float32))[None, None]  # a copy: memmaps are read-only
+    with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
+        logits = sliding_window_inference(x, patch, sw_batch, model, overlap=overlap, mode="gaussian",
+                                          sw_device=device, device=torch.device("cpu"))
+    return torch.softmax(logits.float(), dim=1)[0]
+
+
+def checkpoint_meta(params: dict, train_cases: list[str], val_cases: list[str]) -> dict:
+    """What every checkpoint carries besides weights: params, label table, preprocessing spec, patch, cases."""
+    return {"params": params, "labels": L.as_table(), "preprocess": asdict(PreprocessSpec.from_params(params["preprocess"])),
+            "patch_size": [int(p) for p in params["train"]["patch_size"]], "model": params["model"],
+            "train_cases": train_cases, "val_cases": val_cases}
+
+
+def _save(obj: dict, path: Path) -> None:
+    with nifti.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+class _Log:
+    """Progress: a tqdm bar on a terminal, plain lines otherwise (Snakemake logs, CI)."""
+
+    def __init__(self, total_epochs: int, start: int):
+        self.tty = sys.stderr.isatty()
+        self.bar = tqdm(total=total_epochs, initial=start, desc="train", unit="epoch", disable=not self.tty)
+
+    def epoch(self, row: dict) -> None:
+        text = f"loss {row['train_loss']:.4f}" + (f" val dice {row['dice_mean']:.3f}" if row["dice_mean"] == row["dice_mean"] else "")
+        if self.tty:
+            self.bar.set_postfix_str(text)
+            self.bar.update(1)
+        else:
+            print(f"epoch {row['epoch']}: {text} lr {row['lr']:.2e} ({row['seconds']:.1f} s)", flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
+          out_dir: str | os.PathLike, threads: int = 1) -> dict:
+    """Train the VNet and write best.pt, last.pt and train_log.csv under `out_dir`; returns the best epoch's row."""
+    tp, mp = params["train"], params["model"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, threads))
+    device = pick_device(tp["device"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    seed_everything(int(tp["seed"]))
+    rng = np.random.default_rng(int(tp["seed"]))
+    gen = torch.Generator().manual_seed(int(tp["seed"]))
+    patch = tuple(int(p) for p in tp["patch_size"])
+
+    images, labels = load_processed(processed_image, processed_label, train_cases)
+    sampler = PatchSampler(images, labels, patch, float(tp["foreground_fraction"]), rng)
+    val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
+    aug = AugmentSpec.from_params(params["augment"])
+
+    model = vnet.build(mp).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=float(tp["lr"]), weight_decay=float(tp["weight_decay"]))
+    epochs = int(tp["epochs"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=float(tp["lr"]) * float(tp["lr_min_factor"]))
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    steps = max(1, int(tp["patches_per_epoch"]) // int(tp["batch_size"]))
+
+    meta = checkpoint_meta(params, train_cases, val_cases)
+    log_path = out_dir / "train_log.csv"
+    start, best = 0, {"dice_mean": -1.0}
+    last_path = out_dir / "last.pt"
+    if tp.get("resume") and last_path.exists():
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model_state"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, best = state["epoch"], state["best"]
+        rng.bit_generator.state = state["rng_numpy"]
+        gen.set_state(state["rng_torch_gen"])
+        torch.set_rng_state(state["rng_torch"])
+        sampler.rng = rng
+        print(f"resuming from epoch {start}", flush=True)
+    else:
+        with nifti.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerow(LOG_COLUMNS)
+
+    log = _Log(epochs, start)
+    for epoch in range(start + 1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        losses = []
+        for _ in range(steps):
+            x, y = sampler.batch(int(tp["batch_size"]))
+            x, y = augment(torch.from_numpy(x), torch.from_numpy(y), aug, gen)
+            x, y = x.to(device), y.to(device)
+            optimiser.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                loss = loss_fn(model(x), y[:, None])
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            losses.append(float(loss.detach()))
+        lr = optimiser.param_groups[0]["lr"]
+        scheduler.step()
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": float("nan"), "lr": lr}
+        row.update({f"dice_{o}": float("nan") for o in L.ORGANS.values()}, dice_mean=float("nan"))
+        if epoch % int(tp["val_every"]) == 0 or epoch == epochs:
+            row.update(validate(model, val_images, val_labels, patch, float(tp["val_overlap"]), device, loss_fn))
+        row["seconds"] = time.perf_counter() - t0
+        with open(log_path, "a", newline="") as fh:
+            csv.writer(fh).writerow([row[c] for c in LOG_COLUMNS])
+        if row["dice_mean"] == row["dice_mean"] and row["dice_mean"] > best["dice_mean"]:
+            best = dict(row)
+            _save({**meta, "model_state": model.state_dict(), "epoch": epoch, "val": row}, out_dir / "best.pt")
+        _save({**meta, "model_state": model.state_dict(), "optimiser": optimiser.state_dict(),
+               "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "rng_numpy": rng.bit_generator.state,
+               "rng_torch_gen": gen.get_state(), "rng_torch": torch.get_rng_state()}, last_path)
+        log.epoch(row)
+    log.close()
+    return best
+
+
+def validate(model: torch.nn.Module, images: list[np.ndarray], labels: list[np.ndarray], patch: tuple[int, int, int],
+             overlap: float, device: torch.device, loss_fn: torch.nn.Module) -> dict:
+    """Mean validation loss and per-organ Dice (processed space) over the validation cases."""
+    model.eval()
+    scores = {o: [] for o in L.ORGANS.values()}
+    losses = []
+    for image, lab in zip(images, labels):
+        probs = sliding_window_probs(model, image, patch, overlap, device)
+        ref = torch.as_tensor(np.asarray(lab), dtype=torch.long)
+        pred = probs.argmax(0).numpy()
+        with torch.no_grad():
+            # the loss on probabilities: DiceCE expects logits, and log-probabilities are logits up to a constant
+            losses.append(float(loss_fn(torch.log(probs.clamp_min(1e-8))[None], ref[None, None])))
+        for oid, name in L.ORGANS.items():
+            scores[name].append(dice(pred == oid, np.asarray(lab) == oid))
+    out = {f"dice_{k}": float(np.mean(v)) for k, v in scores.items()}
+    out["dice_mean"] = float(np.mean([out[f"dice_{k}"] for k in scores]))
+    out["val_loss"] = float(np.mean(losses))
+    return out

@@ -1,0 +1,75 @@
+"""Metrics: hand-computed cases, the empty-organ conventions, agreement with MONAI and with plain numpy."""
+
+import numpy as np
+import pytest
+import torch
+from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+from scipy import ndimage
+
+from abdoseg.metrics import dice, hd95, organ_metrics, surface_dice
+
+
+def test_dice_by_hand():
+    a = np.zeros((10, 10, 10), bool)
+    b = np.zeros_like(a)
+    a[0:4] = True  # 400 voxels
+    b[2:6] = True  # 400 voxels, 200 shared
+    assert dice(a, b) == pytest.approx(2 * 200 / 800)
+    assert dice(a, a) == 1.0
+
+
+def test_empty_organ_conventions():
+    empty = np.zeros((8, 8, 8), bool)
+    full = empty.copy()
+    full[2:5, 2:5, 2:5] = True
+    both = organ_metrics(empty.astype(np.uint8), empty.astype(np.uint8), 1, (1, 1, 1), 2.0)
+    assert both["dice"] == 1.0 and both["nsd"] == 1.0 and both["hd95"] == 0.0 and both["both_empty"]
+    missed = organ_metrics(empty.astype(np.uint8), full.astype(np.uint8), 1, (1, 1, 1), 2.0)
+    assert missed["dice"] == 0.0 and missed["nsd"] == 0.0 and np.isnan(missed["hd95"]) and not missed["both_empty"]
+    spurious = organ_metrics(full.astype(np.uint8), empty.astype(np.uint8), 1, (1, 1, 1), 2.0)
+    assert spurious["dice"] == 0.0 and spurious["volume_ref_ml"] == 0.0
+
+
+def test_hd95_by_hand():
+    # two slabs 3 voxels apart along z with spacing 2 mm: every surface point is 6 mm from the other surface
+    a = np.zeros((6, 6, 20), bool)
+    b = np.zeros_like(a)
+    a[:, :, 2:5] = True
+    b[:, :, 5:8] = True
+    assert hd95(a, a, (1, 1, 2)) == 0.0
+    assert hd95(a, b, (1, 1, 2.0)) == pytest.approx(6.0)
+    assert surface_dice(a, b, (1, 1, 2.0), 5.9) < surface_dice(a, b, (1, 1, 2.0), 6.1) == 1.0
+
+
+def _blobs(seed):
+    rng = np.random.default_rng(seed)
+    ref = ndimage.gaussian_filter(rng.random((40, 36, 30)), 3) > 0.5
+    pred = ndimage.binary_dilation(ref, iterations=1) if seed % 2 else ndimage.shift(ref.astype(float), (1, -2, 1), order=0) > 0.5
+    return pred, ref
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_agrees_with_monai(seed):
+    pred, ref = _blobs(seed)
+    spacing = (0.8, 0.8, 2.5)
+    p = torch.from_numpy(pred)[None, None].float()
+    r = torch.from_numpy(ref)[None, None].float()
+    monai_hd = float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=spacing))
+    monai_nsd = float(compute_surface_dice(torch.cat([1 - p, p], 1), torch.cat([1 - r, r], 1), [2.0], spacing=spacing))
+    assert hd95(pred, ref, spacing) == pytest.approx(monai_hd, rel=1e-4, abs=1e-4)
+    assert surface_dice(pred, ref, spacing, 2.0) == pytest.approx(monai_nsd, abs=1e-4)
+
+
+def test_real_ct_one_voxel_shift_matches_numpy(real_ct):
+    _, labels, affine = real_ct
+    spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(0)))
+    shifted = np.zeros_like(labels)
+    shifted[1:] = labels[:-1]  # one voxel along the first axis
+    for organ in (1, 2, 3, 4):
+        a, b = shifted == organ, labels == organ
+        expected = 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+        m = organ_metrics(shifted, labels, organ, spacing, 2.0)
+        assert m["dice"] == pytest.approx(expected)
+        assert m["volume_ref_ml"] == pytest.approx(b.sum() * np.prod(spacing) / 1000)
+        # a one-voxel shift moves surfaces by at most one voxel (3 mm): HD95 is 3 mm or less, never 0
+        assert 0 < m["hd95"] <= spacing[0] + 1e-6

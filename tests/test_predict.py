@@ -1,0 +1,85 @@
+"""Inference: any stored orientation in, a label map on the input's exact grid out; the CLI does the same."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from abdoseg import nifti, vnet
+from abdoseg.predict import keep_largest_component, load_model, predict_file
+from abdoseg.synthetic import SyntheticConfig, generate_case
+from abdoseg.train import checkpoint_meta
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained tiny model in a real checkpoint (inference plumbing does not need a trained one)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"].update(base_channels=4, depth=2)
+    params["train"]["patch_size"] = [32, 32, 32]
+    params["preprocess"]["spacing"] = [5.0, 5.0, 5.0]
+    torch.manual_seed(0)
+    net = vnet.build(params["model"])
+    path = tmp_path_factory.mktemp("model") / "best.pt"
+    torch.save({**checkpoint_meta(params, [], []), "model_state": net.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    cfg = SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0))
+    out = tmp_path_factory.mktemp("raw")
+    found = {}
+    for i in range(12):
+        case = generate_case(i, cfg)
+        key = (nifti.axcodes(case.affine), case.image.dtype.name)
+        if key not in found:
+            path = out / f"{key[0]}_{key[1]}.nii.gz"
+            nifti.save(case.image, case.affine, path)
+            found[key] = path
+    return found
+
+
+def test_prediction_lies_on_the_input_grid(checkpoint, cases, tmp_path):
+    model = load_model(checkpoint, torch.device("cpu"))
+    assert {k[0] for k in cases} == {"RAS", "LPS"}
+    for (axes, dtype), path in cases.items():
+        out = tmp_path / f"pred_{axes}_{dtype}.nii.gz"
+        labels = predict_file(path, out, model, torch.device("cpu"))
+        src, res = nifti.load(path), nifti.load(out)
+        assert res.shape == src.shape == labels.shape
+        np.testing.assert_allclose(res.affine, src.affine, atol=1e-6)
+        assert res.get_data_dtype() == np.uint8
+        assert set(np.unique(np.asarray(res.dataobj))) <= {0, 1, 2, 3, 4}
+
+
+def test_largest_component_drops_islands():
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[2:8, 2:8, 2:8] = 1
+    lab[15:17, 15:17, 15:17] = 1  # an island of liver
+    lab[12:14, 2:4, 2:4] = 2  # one kidney component: kept
+    drop = keep_largest_component(lab)
+    assert drop[15:17, 15:17, 15:17].all() and not drop[2:8, 2:8, 2:8].any() and not drop[12:14, 2:4, 2:4].any()
+
+
+def test_not_a_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": {}}, bad)
+    with pytest.raises(ValueError, match="not an abdoseg checkpoint"):
+        load_model(bad, torch.device("cpu"))
+
+
+def test_cli_predict(checkpoint, cases, tmp_path):
+    src = next(iter(cases.values()))
+    out = tmp_path / "cli.nii.gz"
+    run = subprocess.run([sys.executable, "-m", "abdoseg.cli", "predict", str(src), "-o", str(out), "--model", str(checkpoint),
+                          "--threads", "1"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert nifti.load(out).shape == nifti.load(src).shape
+    missing = subprocess.run([sys.executable, "-m", "abdoseg.cli", "predict", str(tmp_path / "nope.nii.gz"), "-o", str(out)],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "nope.nii.gz: no such NIfTI file" in missing.stderr

@@ -1,0 +1,37 @@
+import pytest
+import torch
+from monai.networks.nets import VNet as MonaiVNet
+
+from abdoseg.vnet import VNet
+
+
+def n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_paper_settings_match_monai_shape_and_size():
+    ours = VNet(in_channels=1, out_channels=5, base_channels=16, depth=4, kernel_size=5, norm="batch")
+    ref = MonaiVNet(spatial_dims=3, in_channels=1, out_channels=5)
+    x = torch.zeros(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        assert ours.eval()(x).shape == ref.eval()(x).shape == (1, 5, 32, 32, 32)
+    assert abs(n_params(ours) / n_params(ref) - 1) < 0.10
+
+
+@pytest.mark.parametrize("base,depth,kernel,norm", [(4, 2, 3, "instance"), (8, 3, 3, "batch"), (6, 1, 5, "none")])
+def test_light_settings_train_a_step(base, depth, kernel, norm):
+    net = VNet(1, 5, base, depth, kernel, norm)
+    size = 2 ** depth * 2
+    x, y = torch.randn(2, 1, size, size, size), torch.randint(0, 5, (2, size, size, size))
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_bad_sizes_and_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="divisible by 8"):
+        VNet(1, 5, 4, 3, 3, "instance")(torch.zeros(1, 1, 20, 16, 16))
+    with pytest.raises(ValueError, match="odd"):
+        VNet(1, 5, 4, 2, 4, "instance")
+    with pytest.raises(ValueError, match="batch, instance or none"):
+        VNet(1, 5, 4, 2, 3, "layer")

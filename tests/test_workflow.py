@@ -1,0 +1,82 @@
+"""The workflow's wiring: params validated at start, and dvc.yaml in step with the Snakefile's rules."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _rules() -> dict[str, dict]:
+    """Rule name -> {file, script} parsed from workflow/rules/*.smk."""
+    rules = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for m in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M):
+            script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', m.group(2))
+            rules[m.group(1)] = {"file": f"workflow/rules/{smk.name}", "script": f"workflow/scripts/{script.group(1)}" if script else None}
+    return rules
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_rule_belongs_to_exactly_one_dvc_stage():
+    rules = _rules()
+    assert {"download", "resample", "split", "train", "predict", "evaluate", "summarize", "render", "report"} <= set(rules)
+    owner: dict[str, str] = {}
+    for name, stage in _stages().items():
+        allowed = re.search(r"--allowed-rules (.*?) --", stage["cmd"]).group(1).split()
+        for rule in allowed:
+            assert rule in rules, f"stage {name} allows unknown rule {rule}"
+            assert rule not in owner, f"rule {rule} is in stages {owner.get(rule)} and {name}"
+            owner[rule] = name
+            deps = stage.get("deps", [])
+            assert rules[rule]["file"] in deps, f"stage {name} does not depend on {rules[rule]['file']}"
+            if rules[rule]["script"]:
+                assert rules[rule]["script"] in deps, f"stage {name} does not depend on {rules[rule]['script']}"
+    assert set(owner) == set(rules) - {"all"}, set(rules) - {"all"} - set(owner)
+
+
+def test_stage_params_are_params_sections():
+    sections = set(yaml.safe_load((REPO / "params.yaml").read_text()))
+    used = set()
+    for stage in _stages().values():
+        used |= set(stage.get("params", []))
+    assert used <= sections
+    assert sections - used == set(), f"params sections no stage tracks: {sections - used}"
+
+
+def test_no_snakemake_state_is_a_dvc_output():
+    for stage in _stages().values():
+        for out in stage.get("outs", []):
+            assert not str(out).startswith(".snakemake")
+
+
+def test_bad_params_stop_the_run_with_a_clear_error(tmp_path):
+    for item in ("Snakefile", "params.yaml", "workflow"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"]["batch_size"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "batch_size" in run.stdout + run.stderr and "minimum" in run.stdout + run.stderr
+
+
+def test_dry_run_plans_the_chain(tmp_path):
+    for item in ("Snakefile", "params.yaml", "workflow"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    run = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "download" in run.stdout
+    assert Path(tmp_path / "data").exists() is False  # a dry run writes nothing

@@ -1,0 +1,57 @@
+# download (checkpoint: the case list exists only afterwards) -> resample per case -> split.
+
+
+checkpoint download:
+    output:
+        manifest=P.MANIFEST,
+        images=directory(P.RAW + "/images"),
+        labels=directory(P.RAW + "/labels"),
+    params:
+        raw=P.RAW,
+    threads: workflow.cores
+    log:
+        log_path("download"),
+    benchmark:
+        bench_path("download")
+    script:
+        "../scripts/download.py"
+
+
+rule resample:
+    input:
+        image=P.RAW_IMAGE,
+        label=P.RAW_LABEL,
+    output:
+        image=P.PROCESSED_IMAGE,
+        label=P.PROCESSED_LABEL,
+        meta=P.PROCESSED_META,
+    threads: 1
+    log:
+        log_path("resample", by_case=True),
+    benchmark:
+        bench_path("resample", by_case=True)
+    script:
+        "../scripts/resample.py"
+
+
+rule split:
+    input:
+        manifest=P.MANIFEST,
+    output:
+        P.SPLITS,
+    params:
+        cases=lambda wildcards: all_cases(),
+    threads: 1
+    log:
+        log_path("split"),
+    benchmark:
+        bench_path("split")
+    script:
+        "../scripts/split.py"
+
+
+rule data:
+    input:
+        P.SPLITS,
+        per_case(P.PROCESSED_META, "train"),
+        per_case(P.PROCESSED_META, "val"),

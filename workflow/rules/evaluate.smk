@@ -1,0 +1,53 @@
+# predict and evaluate each test case in its own geometry, then summarize.
+
+
+rule predict:
+    input:
+        image=P.RAW_IMAGE,
+        model=P.MODEL_BEST,
+    output:
+        P.PREDICTION,
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        log_path("predict", by_case=True),
+    benchmark:
+        bench_path("predict", by_case=True)
+    script:
+        "../scripts/predict.py"
+
+
+rule evaluate:
+    input:
+        prediction=P.PREDICTION,
+        label=P.RAW_LABEL,
+        manifest=P.MANIFEST,
+    output:
+        P.CASE_METRICS,
+    threads: 1
+    log:
+        log_path("evaluate", by_case=True),
+    benchmark:
+        bench_path("evaluate", by_case=True)
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarize:
+    input:
+        cases=per_case(P.CASE_METRICS, "test"),
+        train_log=P.TRAIN_LOG,
+    output:
+        per_case=P.DICE_PER_CASE,
+        summary=P.DICE_SUMMARY,
+        dice_figure=P.DICE_FIGURE,
+        volume_figure=P.VOLUME_FIGURE,
+        curve_figure=P.CURVE_FIGURE,
+    threads: 1
+    log:
+        log_path("summarize"),
+    benchmark:
+        bench_path("summarize")
+    script:
+        "../scripts/summarize.py"

@@ -1,0 +1,21 @@
+# train: the VNet on the training cases, validated on the validation cases.
+
+
+rule train:
+    input:
+        split=P.SPLITS,
+        images=lambda wc: expand(P.PROCESSED_IMAGE, case=subset("train") + subset("val")),
+        labels=lambda wc: expand(P.PROCESSED_LABEL, case=subset("train") + subset("val")),
+    output:
+        best=P.MODEL_BEST,
+        last=P.MODEL_LAST,
+        log=P.TRAIN_LOG,
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    log:
+        log_path("train"),
+    benchmark:
+        bench_path("train")
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,6 @@
+"""Snakemake script of the download checkpoint (thin: the logic is abdoseg.download)."""
+from abdoseg import runlog
+from abdoseg.download import download
+
+with runlog.to_file(snakemake.log[0]):
+    download(snakemake.params.raw, snakemake.config["data"], workers=snakemake.threads)
