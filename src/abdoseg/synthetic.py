@@ -236,9 +236,9 @@ class _Kidney(_Shape):
         u = self.local(x, y, z)
         base = np.sqrt((u[0] / self.r[0]) ** 2 + (u[1] / self.r[1]) ** 2 + (u[2] / self.r[2]) ** 2)
         # hilum: a ball centred on the medial, slightly anterior edge, notching the bean
-        hx = u[0] - self.medial * 1.05 * self.r[0]
+        hx = u[0] - self.medial * 1.1 * self.r[0]
         hy = u[1] - 0.25 * self.r[1]
-        notch = np.sqrt((hx / (0.55 * self.r[0])) ** 2 + (hy / (0.6 * self.r[1])) ** 2 + (u[2] / (0.45 * self.r[2])) ** 2)
+        notch = np.sqrt((hx / (0.45 * self.r[0])) ** 2 + (hy / (0.5 * self.r[1])) ** 2 + (u[2] / (0.3 * self.r[2])) ** 2)
         return np.maximum(base, 2.0 - notch)
 
     def sinus(self, x, y, z):
@@ -377,10 +377,11 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
     def body_r(x, y, z, shrink=0.0):
         theta = np.arctan2(y, x)
         wobble = 1 + 0.03 * np.sin(2 * theta + wob[0]) + 0.02 * np.sin(3 * theta + wob[1])
-        return np.sqrt((x / (a - shrink)) ** 2 + (np.maximum(y, -b) / (b - shrink)) ** 2) / wobble
+        depth = np.where(y > 0, b, 0.85 * b) - shrink  # the back is flatter than the belly in a supine patient
+        return np.sqrt((x / (a - shrink)) ** 2 + (y / depth) ** 2) / wobble
 
     fat_sc = rng.uniform(10, 35)
-    paint(lambda x, y, z: (np.abs(y + b + 22) / 6) + 0 * x + 0 * z, (-a - 20, -b - 40, z_lo - 5), (a + 20, -b - 10, z_hi + 5), "table")
+    paint(lambda x, y, z: (np.abs(y + 0.85 * b + 14) / 5) + 0 * x + 0 * z, (-a - 20, -b - 30, z_lo - 5), (a + 20, -0.85 * b, z_hi + 5), "table")
     paint(lambda x, y, z: body_r(x, y, z), full_lo, full_hi, "skin")
     paint(lambda x, y, z: body_r(x, y, z, 2.5), full_lo, full_hi, "fat")
     paint(lambda x, y, z: body_r(x, y, z, fat_sc), full_lo, full_hi, "muscle")
@@ -388,7 +389,7 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
     paint(lambda x, y, z: body_r(x, y, z, fat_sc + wall), full_lo, full_hi, "fat")
 
     # back muscles and psoas, the spine with discs, its canal and posterior elements
-    spine_y = -0.5 * b
+    spine_y = -0.42 * b
     for s in (-1, 1):
         paint(lambda x, y, z, s=s: np.maximum(np.sqrt(((x - s * 38) / 28) ** 2 + ((y - spine_y + 38) / 22) ** 2), body_r(x, y, z, fat_sc)) + 0 * z,
               (s * 38 - 30, spine_y - 66, z_lo), (s * 38 + 30, spine_y - 14, z_hi), "muscle")

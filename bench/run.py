@@ -1,0 +1,110 @@
+"""Speed benchmarks of the pipeline's steps, in-process (no Snakemake start-up), on this machine.
+
+`make bench` runs it; it prints a Markdown table and the machine, which go into docs/benchmarks.md.
+Each figure is the median of repeated runs; nothing here is a test and nothing asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from abdoseg import download, nifti
+from abdoseg.resample import PreprocessSpec, invert_labels, preprocess
+from abdoseg.synthetic import SyntheticConfig, generate_case
+
+REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-ct"
+
+
+def timed(fn, repeat: int = 3) -> float:
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}: {cpu}, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def bench_synthetic(n: int) -> list[tuple[str, str]]:
+    cfg = SyntheticConfig()
+    gen = [timed(lambda i=i: generate_case(i, cfg), repeat=1) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        for i in range(n):
+            c = generate_case(i, cfg)
+            download.write_case(tmp, f"c{i}", c.image, c.labels, c.affine, "synthetic")
+        total = (time.perf_counter() - t) / n
+    return [("synthetic: generate one default case (median)", f"{statistics.median(gen):.2f} s"),
+            ("synthetic: generate + write NIfTI (mean)", f"{total:.2f} s")]
+
+
+def bench_resample(n: int) -> list[tuple[str, str]]:
+    spec = PreprocessSpec()
+    cases = [generate_case(i, SyntheticConfig()) for i in range(n)]
+    fwd = [timed(lambda c=c: preprocess(c.image, c.affine, spec, c.labels)) for c in cases]
+    geoms = [preprocess(c.image, c.affine, spec, c.labels) for c in cases]
+    inv = [timed(lambda g=g: invert_labels(g[1], g[2])) for g in geoms]
+    rows = [("resample: forward, image + labels, synthetic case", f"{statistics.median(fwd):.3f} s"),
+            ("resample: inverse onto the original grid, synthetic case", f"{statistics.median(inv):.3f} s")]
+    if (REAL_CT / "example_ct_sm.nii.gz").exists():
+        img = nifti.load(REAL_CT / "example_ct_sm.nii.gz")
+        arr = np.asanyarray(img.dataobj)
+        rows.append(("resample: forward, real CT fixture (122x101x30)", f"{timed(lambda: preprocess(arr, img.affine, spec)):.3f} s"))
+    return rows
+
+
+def bench_train_step(params_path: Path) -> list[tuple[str, str]]:
+    import yaml
+    from monai.losses import DiceCELoss
+
+    from abdoseg import vnet
+
+    params = yaml.safe_load(params_path.read_text())
+    net = vnet.build(params["model"])
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    bs, patch = int(params["train"]["batch_size"]), params["train"]["patch_size"]
+    x, y = torch.rand(bs, 1, *patch), torch.randint(0, 5, (bs, 1, *patch))
+
+    def step():
+        opt.zero_grad()
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    step()
+    return [(f"train: one step, batch {bs}, patch {'x'.join(map(str, patch))}, default VNet", f"{timed(step, 5):.2f} s")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--cases", type=int, default=6)
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args()
+    rows = bench_synthetic(args.cases) + bench_resample(args.cases) + bench_train_step(Path(args.params))
+    print(f"machine: {machine()}\n")
+    print("| what | time |\n|---|---|")
+    for what, value in rows:
+        print(f"| {what} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
