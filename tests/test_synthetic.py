@@ -76,6 +76,13 @@ def test_mean_hu_near_tissue_values(cases, synth_cfg):
             if "liver_lesion" in case.notes and o == L.LIVER:
                 core &= img > synth_cfg.tissue_hu["liver_lesion"][phase] + 20
             assert abs(np.median(img[core]) - synth_cfg.tissue_hu[tissue][phase]) < 20, (tissue, case.notes)
+        for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
+            if not (case.labels == o).any() or "kidney_cyst" in case.notes:
+                continue
+            # a kidney is cortex around medulla: its median lies between the two configured values
+            med = np.median(img[_eroded(case.labels == o)])
+            lo, hi = sorted((synth_cfg.tissue_hu["kidney_medulla"][phase], synth_cfg.tissue_hu["kidney_cortex"][phase]))
+            assert lo - 20 < med < hi + 20, (L.ORGANS[o], med, case.notes)
 
 
 def _eroded(mask):

@@ -40,7 +40,9 @@ def volume_scatter(per_case: pd.DataFrame, path: str | os.PathLike) -> None:
     sns.scatterplot(data=per_case, x="volume_ref_ml", y="volume_pred_ml", hue="organ", palette=PALETTE, ax=ax, s=30)
     top = float(max(per_case.volume_ref_ml.max(), per_case.volume_pred_ml.max(), 1.0)) * 1.05
     ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
-    ax.set(xscale="symlog", yscale="symlog", xlabel="reference volume (mL)", ylabel="predicted volume (mL)")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_yscale("symlog", linthresh=10)  # log above 10 mL, linear below: a missed organ (0 mL) still shows
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="reference volume (mL)", ylabel="predicted volume (mL)")
     _save(fig, path)
 
 

@@ -100,8 +100,13 @@ def slice_overlay(image: np.ndarray, pred: np.ndarray, affine: np.ndarray, path:
     prd, _ = _canonical(pred.astype(np.uint8), affine)
     ref = _canonical(reference.astype(np.uint8), affine)[0] if reference is not None else None
     sp = nifti.spacing(aff)
-    fg = np.argwhere(prd > 0) if (prd > 0).any() else np.argwhere(np.ones(prd.shape, bool))
-    cx, cy, cz = fg.mean(0).astype(int)
+    # cut through the kidneys (the organs a reader checks the sides of), else through whatever was found
+    for found in (np.isin(prd, [L.KIDNEY_RIGHT, L.KIDNEY_LEFT]), prd > 0, np.ones(prd.shape, bool)):
+        if found.any():
+            cx, cy, cz = np.argwhere(found).mean(0).astype(int)
+            break
+    if (prd == L.LIVER).any():
+        cx = int(np.argwhere(prd == L.LIVER)[:, 0].mean())  # sagittal through the liver
     views = [  # (name, 2D slice with rows to display top-down, aspect)
         ("axial", lambda v: v[::-1, ::-1, cz].T, sp[1] / sp[0]),   # anterior up, patient right on the left
         ("coronal", lambda v: v[::-1, cy, ::-1].T, sp[2] / sp[0]),  # superior up, patient right on the left
