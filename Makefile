@@ -35,7 +35,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --big
 
 clean:
 	rm -rf .snakemake results data/raw data/processed data/splits.json

@@ -94,14 +94,62 @@ def bench_train_step(params_path: Path) -> list[tuple[str, str]]:
     return [(f"train: one step, batch {bs}, patch {'x'.join(map(str, patch))}, default VNet", f"{timed(step, 5):.2f} s")]
 
 
+def _predict_child(ckpt: str, src: str, out: str, overlap: float, queue) -> None:
+    """Predict in a fresh process, so that its peak memory is the prediction's own."""
+    import resource
+
+    from abdoseg.predict import StageTimer, load_model, predict_file
+
+    torch.set_num_threads(2)
+    timer = StageTimer()
+    predict_file(src, out, load_model(ckpt, torch.device("cpu")), torch.device("cpu"), overlap, True, timer)
+    queue.put((dict(timer), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def bench_predict(params_path: Path, big: bool) -> list[tuple[str, str]]:
+    """Seconds per stage of predicting one scan with the default (untrained) VNet, and the process's peak memory."""
+    import multiprocessing as mp
+
+    import yaml
+
+    from abdoseg import vnet
+    from abdoseg.train import checkpoint_meta
+
+    params = yaml.safe_load(params_path.read_text())
+    rows = []
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "model.pt"
+        torch.save({**checkpoint_meta(params, [], []), "model_state": vnet.build(params["model"]).state_dict()}, ckpt)
+        cases = [("default synthetic case", SyntheticConfig())]
+        if big:  # a full-resolution abdomen: about 500 x 500 x 270 voxels
+            cases.append(("full-resolution scan", SyntheticConfig(spacing_inplane=(0.75, 0.78), slice_thickness=(1.0, 1.0))))
+        for name, cfg in cases:
+            case = generate_case(1, cfg)
+            src = Path(tmp) / "ct.nii.gz"
+            nifti.save(case.image, case.affine, src)
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_predict_child, args=(str(ckpt), str(src), str(Path(tmp) / "seg.nii.gz"),
+                                                              float(params["predict"]["overlap"]), queue))
+            proc.start()
+            stages, peak_kib = queue.get()
+            proc.join()
+            detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+            rows.append((f"predict on CPU, {name} {'x'.join(map(str, case.image.shape))}: {sum(stages.values()):.1f} s "
+                         f"(seconds per stage: {detail})", f"peak memory {peak_kib / 1024 ** 2:.2f} GiB"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cases", type=int, default=6)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--big", action="store_true", help="also predict a 512x512x300 scan (about a minute, a few GiB)")
     args = ap.parse_args()
-    rows = bench_synthetic(args.cases) + bench_resample(args.cases) + bench_train_step(Path(args.params))
+    rows = (bench_predict(Path(args.params), args.big) + bench_synthetic(args.cases) + bench_resample(args.cases)
+            + bench_train_step(Path(args.params)))
     print(f"machine: {machine()}\n")
-    print("| what | time |\n|---|---|")
+    print("| what | figure |\n|---|---|")
     for what, value in rows:
         print(f"| {what} | {value} |")
 

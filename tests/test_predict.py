@@ -82,4 +82,21 @@ def test_cli_predict(checkpoint, cases, tmp_path):
     assert nifti.load(out).shape == nifti.load(src).shape
     missing = subprocess.run([sys.executable, "-m", "abdoseg.cli", "predict", str(tmp_path / "nope.nii.gz"), "-o", str(out)],
                              capture_output=True, text=True)
-    assert missing.returncode != 0 and "nope.nii.gz: no such NIfTI file" in missing.stderr
+    assert missing.returncode != 0 and "nope.nii.gz: no such NIfTI file or DICOM folder" in missing.stderr
+
+
+def test_predict_a_dicom_folder(checkpoint, tmp_path):
+    from abdoseg.dicom import read_series
+    from test_dicom import write_series
+
+    case = generate_case(0, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0), lps_fraction=0.0))
+    hu = case.image[::-1, ::-1].astype(np.int16)  # DICOM's standard axial layout: i towards the patient's left
+    sp = nifti.spacing(case.affine)
+    write_series(tmp_path / "dcm", hu, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array(sp), np.array([-100.0, -120.0, 0.0]),
+                 np.random.default_rng(0))
+    out = tmp_path / "seg.nii.gz"
+    predict_file(tmp_path / "dcm", out, load_model(checkpoint, torch.device("cpu")), torch.device("cpu"))
+    array, affine = read_series(tmp_path / "dcm")
+    res = nifti.load(out)
+    assert res.shape == array.shape
+    np.testing.assert_allclose(res.affine, affine, atol=1e-5)

@@ -29,8 +29,8 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict_cases
 
-    if not Path(args.image).is_file():
-        raise SystemExit(f"abdoseg predict: {args.image}: no such NIfTI file")
+    if not Path(args.image).exists():
+        raise SystemExit(f"abdoseg predict: {args.image}: no such NIfTI file or DICOM folder")
     predict_cases([args.image], [args.output], args.model, args.device, args.overlap, not args.no_largest_component, args.threads)
     print(f"wrote {args.output}")
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
         p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
 
-    p = sub.add_parser("predict", help="segment one CT (NIfTI) into OUT, on the input's own grid")
+    p = sub.add_parser("predict", help="segment one CT (NIfTI file or DICOM series folder) into OUT, on the input's grid")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--model", default="results/model/best.pt")

@@ -6,15 +6,20 @@ keeps the largest connected component of each organ (optional), and inverts the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
+import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
 
 from . import labels as L
-from . import nifti, vnet
+from . import dicom, nifti, vnet
 from .resample import PreprocessSpec, invert_probabilities, preprocess
 from .train import pick_device, sliding_window_probs
 
@@ -57,27 +62,58 @@ def keep_largest_component(labels: np.ndarray) -> np.ndarray:
     return drop
 
 
+class StageTimer(dict):
+    """Seconds per named stage, accumulated: `with timer("network"): ...` (bench/ reports them)."""
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
+
+
 def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: torch.device,
-                  overlap: float = 0.5, largest_component: bool = True) -> np.ndarray:
+                  overlap: float = 0.5, largest_component: bool = True, timer: StageTimer | None = None) -> np.ndarray:
     """Segment one CT (HU array and affine, any orientation): a uint8 label map of the same shape."""
-    processed, _, geom = preprocess(image, affine, model.spec)
-    probs = sliding_window_probs(model.net, processed, model.patch, overlap, device).numpy()
-    if largest_component:
-        drop = keep_largest_component(probs.argmax(0))
-        probs[1:, drop] = 0.0
-        probs[0, drop] = 1.0
-    return invert_probabilities(probs, geom)
+    timer = timer if timer is not None else StageTimer()
+    with timer("preprocess"):
+        processed, _, geom = preprocess(image, affine, model.spec)
+    with timer("network"):
+        probs = sliding_window_probs(model.net, processed, model.patch, overlap, device).numpy()
+    with timer("postprocess"):
+        if largest_component:
+            drop = keep_largest_component(probs.argmax(0))
+            probs[1:, drop] = 0.0
+            probs[0, drop] = 1.0
+    with timer("invert"):
+        return invert_probabilities(probs, geom)
+
+
+def read_scan(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header | None]:
+    """A NIfTI file, or a folder holding one DICOM series: (HU array, RAS+ affine, NIfTI header or None)."""
+    if Path(path).is_dir():
+        array, affine = dicom.read_series(path)
+        return array, affine, None
+    img = nifti.load(path)
+    return np.asanyarray(img.dataobj), img.affine, img.header
 
 
 def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, model: Model, device: torch.device,
-                 overlap: float = 0.5, largest_component: bool = True) -> np.ndarray:
-    """Segment a NIfTI file and write the label map with the input's exact affine and shape."""
-    img = nifti.load(image_path)
-    labels = predict_array(np.asanyarray(img.dataobj), img.affine, model, device, overlap, largest_component)
-    header = img.header.copy()
-    header.set_data_dtype(np.uint8)
-    header["scl_slope"], header["scl_inter"] = 1.0, 0.0
-    nifti.save(labels.astype(np.uint8), img.affine, out_path, header=header)
+                 overlap: float = 0.5, largest_component: bool = True, timer: StageTimer | None = None) -> np.ndarray:
+    """Segment a NIfTI file or DICOM folder; write the label map with the input's exact affine and shape."""
+    timer = timer if timer is not None else StageTimer()
+    with timer("read"):
+        array, affine, header = read_scan(image_path)
+        array = np.asarray(array)
+    labels = predict_array(array, affine, model, device, overlap, largest_component, timer)
+    with timer("write"):
+        if header is not None:
+            header = header.copy()
+            header.set_data_dtype(np.uint8)
+            header["scl_slope"], header["scl_inter"] = 1.0, 0.0
+        nifti.save(labels.astype(np.uint8), affine, out_path, header=header)
     return labels
 
 
