@@ -98,11 +98,11 @@ def _predict_child(ckpt: str, src: str, out: str, overlap: float, queue) -> None
     """Predict in a fresh process, so that its peak memory is the prediction's own."""
     import resource
 
-    from abdoseg.predict import StageTimer, load_model, predict_file
+    from abdoseg.predict import PredictSpec, StageTimer, load_model, predict_file
 
     torch.set_num_threads(2)
     timer = StageTimer()
-    predict_file(src, out, load_model(ckpt, torch.device("cpu")), torch.device("cpu"), overlap, True, timer)
+    predict_file(src, out, load_model(ckpt, torch.device("cpu")), torch.device("cpu"), PredictSpec("cpu", overlap), timer)
     queue.put((dict(timer), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from abdoseg import labels as L
-from abdoseg.augment import AugmentSpec, _rotation, augment, spatial
+from abdoseg.augment import AugmentSpec, _rotation, augment, mirror, spatial
 
 
 def _two_kidneys(b=4, n=48):
@@ -48,3 +48,25 @@ def test_same_generator_seed_same_augmentation():
     a = augment(img, lab, AugmentSpec(), torch.Generator().manual_seed(5))
     b = augment(img, lab, AugmentSpec(), torch.Generator().manual_seed(5))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_left_right_mirror_swaps_kidney_labels():
+    img, lab = _two_kidneys(b=16)
+    lab[:, 6:10] = 0  # a smaller left kidney, so that a mirrored patient differs from the original
+    img = (lab > 0).float()[:, None] * 0.6 + 0.2
+    out_img, out_lab = mirror(img, lab, (0,), torch.Generator().manual_seed(3))
+    flipped = 0
+    for b in range(out_lab.shape[0]):
+        right = torch.nonzero(out_lab[b] == L.KIDNEY_RIGHT)[:, 0]
+        left = torch.nonzero(out_lab[b] == L.KIDNEY_LEFT)[:, 0]
+        assert right.min() > 24 > left.max()  # whatever was mirrored, label 2 stays on the right (+x)
+        flipped += not torch.equal(out_img[b], img[b])
+    assert 0 < flipped < 16  # some samples were mirrored, some not
+
+
+def test_other_mirrors_keep_the_labels():
+    img, lab = _two_kidneys(b=8)
+    _, out = mirror(img, lab, (1, 2), torch.Generator().manual_seed(4))
+    assert (out == L.KIDNEY_RIGHT).sum() == (lab == L.KIDNEY_RIGHT).sum()
+    for b in range(8):
+        assert torch.nonzero(out[b] == L.KIDNEY_RIGHT)[:, 0].min() > 24

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+from monai.metrics import compute_dice, compute_hausdorff_distance, compute_surface_dice
 from scipy import ndimage
 
 from abdoseg.metrics import dice, hd95, organ_metrics, surface_dice
@@ -56,6 +56,8 @@ def test_agrees_with_monai(seed):
     r = torch.from_numpy(ref)[None, None].float()
     monai_hd = float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=spacing))
     monai_nsd = float(compute_surface_dice(torch.cat([1 - p, p], 1), torch.cat([1 - r, r], 1), [2.0], spacing=spacing))
+    monai_dice = float(compute_dice(p, r, include_background=True))
+    assert dice(pred, ref) == pytest.approx(monai_dice, abs=1e-6)
     assert hd95(pred, ref, spacing) == pytest.approx(monai_hd, rel=1e-4, abs=1e-4)
     assert surface_dice(pred, ref, spacing, 2.0) == pytest.approx(monai_nsd, abs=1e-4)
 

@@ -1,9 +1,10 @@
 """Training augmentation on a batch of patches, in torch, with no left-right mirror.
 
 Spatial: a small random rotation (proper, determinant +1: it never mirrors) and scaling, applied to the image
-(trilinear) and labels (nearest) with one sampling grid. Intensity: scale and shift, gamma, Gaussian noise,
-Gaussian blur. A flip would need labels 2 and 3 swapped with it; we do not flip at all, since CT is always
-acquired with a known patient orientation and the processed arrays are all RAS+.
+(trilinear) and labels (nearest) with one sampling grid; and, only along the axes listed in `mirror_axes`
+(none by default: processed arrays are all RAS+, so anatomy always has its side), mirroring, where a mirror of
+axis 0, the patient's left-right, swaps labels 2 and 3 with it. Intensity: scale and shift, gamma, Gaussian
+noise, Gaussian blur.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from . import labels as L
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class AugmentSpec:
     noise_sd: float = 0.03
     blur_sigma: tuple[float, float] = (0.0, 1.0)
     probability: float = 0.8  # per transform family
+    mirror_axes: tuple[int, ...] = ()  # processed (RAS) axes to mirror with probability 1/2; 0 is left-right
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentSpec":
@@ -56,6 +60,21 @@ def spatial(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: t
     img = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     lab = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return img, lab[:, 0].long()
+
+
+def mirror(image: torch.Tensor, labels: torch.Tensor, axes: tuple[int, ...], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror each sample along each of `axes` with probability 1/2; a left-right mirror swaps the kidney labels."""
+    swap = torch.tensor(L.SWAP_LEFT_RIGHT, dtype=labels.dtype)
+    images, labs = [], []
+    for x, y in zip(image, labels):
+        for axis in axes:
+            if torch.rand(1, generator=gen) < 0.5:
+                x, y = torch.flip(x, (axis + 1,)), torch.flip(y, (axis,))
+                if axis == 0:
+                    y = swap[y]
+        images.append(x)
+        labs.append(y)
+    return torch.stack(images), torch.stack(labs)
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -93,6 +112,8 @@ def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> t
 
 
 def augment(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole training augmentation: spatial, then intensity."""
+    """The whole training augmentation: mirroring (if any), spatial, then intensity."""
+    if spec.mirror_axes:
+        image, labels = mirror(image, labels, spec.mirror_axes, gen)
     image, labels = spatial(image, labels, spec, gen)
     return intensity(image, spec, gen), labels

@@ -26,12 +26,18 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
     return out
 
 
+def _spec(args: argparse.Namespace):
+    from .predict import PredictSpec
+
+    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes))
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict_cases
 
     if not Path(args.image).exists():
         raise SystemExit(f"abdoseg predict: {args.image}: no such NIfTI file or DICOM folder")
-    predict_cases([args.image], [args.output], args.model, args.device, args.overlap, not args.no_largest_component, args.threads)
+    predict_cases([args.image], [args.output], args.model, _spec(args), args.threads)
     print(f"wrote {args.output}")
 
 
@@ -47,7 +53,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for case, image, label in cases:
             pred = Path(tmp) / f"{case}.nii.gz"
-            predict_cases([str(image)], [str(pred)], args.model_path, args.device, threads=args.threads)
+            predict_cases([str(image)], [str(pred)], args.model_path, _spec(args), args.threads)
             rows.append(evaluate_case(case, pred, label, list(L.ORGANS.values()), args.nsd_tolerance_mm))
     per_case = pd.concat(rows, ignore_index=True)
     print(per_case.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -65,7 +71,7 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for case, image, label in _cases(Path(args.data_path)):
         pred = out / f"{case}_seg.nii.gz"
-        predict_cases([str(image)], [str(pred)], args.model_path, args.device, threads=args.threads)
+        predict_cases([str(image)], [str(pred)], args.model_path, _spec(args), args.threads)
         render_case(str(image), str(pred), str(label) if label else None, str(out / f"{case}.mp4"), str(out / f"{case}.png"),
                     case, args.frames, 12, 384)
         print(f"{case}: {pred}, {out / f'{case}.mp4'}, {out / f'{case}.png'}")
@@ -79,13 +85,15 @@ def main(argv: list[str] | None = None) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
         p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+        p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")
+        p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
+        p.add_argument("--mirror-axes", type=int, nargs="*", default=[], choices=[0, 1, 2],
+                       help="test-time mirroring axes (0 left-right, kidneys swapped back; 1 AP; 2 SI)")
 
     p = sub.add_parser("predict", help="segment one CT (NIfTI file or DICOM series folder) into OUT, on the input's grid")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--model", default="results/model/best.pt")
-    p.add_argument("--overlap", type=float, default=0.5)
-    p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
     common(p)
     p.set_defaults(func=cmd_predict)
 

@@ -35,6 +35,10 @@ COLOURS: dict[int, tuple[float, float, float]] = {
 }
 
 
+#: class order with the two kidneys exchanged: `probs[SWAP_LEFT_RIGHT]` swaps their channels.
+SWAP_LEFT_RIGHT: list[int] = [BACKGROUND, LIVER, KIDNEY_LEFT, KIDNEY_RIGHT, SPLEEN]
+
+
 def organ_id(name: str) -> int:
     """The class ID of an organ name; raises a clear error for an unknown name."""
     for idx, organ in ORGANS.items():
@@ -45,10 +49,7 @@ def organ_id(name: str) -> int:
 
 def swap_left_right(labels: np.ndarray) -> np.ndarray:
     """Swap the right and left kidney IDs: the companion of any left-right mirror of the image."""
-    out = labels.copy()
-    out[labels == KIDNEY_RIGHT] = KIDNEY_LEFT
-    out[labels == KIDNEY_LEFT] = KIDNEY_RIGHT
-    return out
+    return np.asarray(SWAP_LEFT_RIGHT, dtype=labels.dtype)[labels]
 
 
 def as_table() -> list[dict[str, object]]:

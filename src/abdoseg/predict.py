@@ -7,11 +7,12 @@ keeps the largest connected component of each organ (optional), and inverts the 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import nibabel as nib
 import numpy as np
@@ -22,6 +23,21 @@ from . import labels as L
 from . import dicom, nifti, vnet
 from .resample import PreprocessSpec, invert_probabilities, preprocess
 from .train import pick_device, sliding_window_probs
+
+
+@dataclass(frozen=True)
+class PredictSpec:
+    """How to run inference: the `predict` section of params.yaml."""
+
+    device: str = "auto"
+    overlap: float = 0.5
+    largest_component: bool = True
+    mirror_axes: tuple[int, ...] = ()  # test-time mirroring over these processed (RAS) axes; 0 is left-right
+
+    @classmethod
+    def from_params(cls, params: dict) -> "PredictSpec":
+        return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
+                   tuple(int(a) for a in params.get("mirror_axes", [])))
 
 
 @dataclass
@@ -74,16 +90,35 @@ class StageTimer(dict):
             self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
 
 
+def mirrored_probs(infer: Callable[[np.ndarray], np.ndarray], image: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Average `infer`'s class probabilities over every combination of mirrors along `axes` (nnU-Net's TTA).
+
+    A mirror along axis 0 (the patient's left-right in processed RAS space) shows the network a patient whose
+    right kidney lies on the left; what it calls kidney_left there is the right kidney. So after flipping the
+    probabilities back, the two kidney channels are swapped: test-time mirroring never mixes left and right.
+    Use it with a model trained with the same mirrors (`augment.mirror_axes`), or it averages in nonsense.
+    """
+    total = infer(image)
+    combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
+    for combo in combos:
+        probs = np.flip(infer(np.ascontiguousarray(np.flip(image, combo))), tuple(a + 1 for a in combo))
+        if 0 in combo:
+            probs = probs[L.SWAP_LEFT_RIGHT]
+        total = total + probs
+    return total / (1 + len(combos))
+
+
 def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: torch.device,
-                  overlap: float = 0.5, largest_component: bool = True, timer: StageTimer | None = None) -> np.ndarray:
+                  spec: PredictSpec = PredictSpec(), timer: StageTimer | None = None) -> np.ndarray:
     """Segment one CT (HU array and affine, any orientation): a uint8 label map of the same shape."""
     timer = timer if timer is not None else StageTimer()
     with timer("preprocess"):
         processed, _, geom = preprocess(image, affine, model.spec)
     with timer("network"):
-        probs = sliding_window_probs(model.net, processed, model.patch, overlap, device).numpy()
+        probs = mirrored_probs(lambda x: sliding_window_probs(model.net, x, model.patch, spec.overlap, device).numpy(),
+                               processed, spec.mirror_axes)
     with timer("postprocess"):
-        if largest_component:
+        if spec.largest_component:
             drop = keep_largest_component(probs.argmax(0))
             probs[1:, drop] = 0.0
             probs[0, drop] = 1.0
@@ -101,13 +136,13 @@ def read_scan(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nift
 
 
 def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, model: Model, device: torch.device,
-                 overlap: float = 0.5, largest_component: bool = True, timer: StageTimer | None = None) -> np.ndarray:
+                 spec: PredictSpec = PredictSpec(), timer: StageTimer | None = None) -> np.ndarray:
     """Segment a NIfTI file or DICOM folder; write the label map with the input's exact affine and shape."""
     timer = timer if timer is not None else StageTimer()
     with timer("read"):
         array, affine, header = read_scan(image_path)
         array = np.asarray(array)
-    labels = predict_array(array, affine, model, device, overlap, largest_component, timer)
+    labels = predict_array(array, affine, model, device, spec, timer)
     with timer("write"):
         if header is not None:
             header = header.copy()
@@ -117,14 +152,11 @@ def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, mod
     return labels
 
 
-def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str, device_name: str = "auto",
-                  overlap: float = 0.5, largest_component: bool = True, threads: int = 1) -> None:
+def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str, spec: PredictSpec = PredictSpec(),
+                  threads: int = 1) -> None:
     """Load the model once and segment each image; what the pipeline's predict rule and the CLI call."""
     torch.set_num_threads(max(1, threads))
-    device = pick_device(device_name)
+    device = pick_device(spec.device)
     model = load_model(checkpoint, device)
     for src, dst in zip(image_paths, out_paths):
-        predict_file(src, dst, model, device, overlap, largest_component)
-
-
-
+        predict_file(src, dst, model, device, spec)
