@@ -1,9 +1,10 @@
 """The train step: the VNet on class-balanced patches, Dice + cross-entropy, validation by sliding window.
 
-Writes best.pt (by mean validation Dice over organs), last.pt (with optimiser, scheduler, epoch and random
-states, so that `train.resume` continues an interrupted run to the same end) and a per-epoch CSV log. Every
-checkpoint embeds the params it was trained with, the label table and the preprocessing spec: inference never
-guesses.
+Writes best.pt (by mean validation Dice over organs), last.pt and a per-epoch CSV log. Every checkpoint embeds
+the params it was trained with, the label table and the preprocessing spec: inference never guesses.
+resume.pt, rewritten after every epoch, also holds the optimiser, scheduler, epoch, random states and the best
+weights so far, so that `train.resume` continues an interrupted run to the same end as an uninterrupted one.
+It is not a declared output: Snakemake and DVC delete declared outputs before rerunning a step.
 """
 
 from __future__ import annotations
@@ -74,20 +75,22 @@ def _save(obj: dict, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-class _Log:
-    """Progress: a tqdm bar on a terminal, plain lines otherwise (Snakemake logs, CI)."""
+class _Progress:
+    """A tqdm bar over all steps (epoch and loss shown) on a terminal; one plain line per epoch otherwise."""
 
-    def __init__(self, total_epochs: int, start: int):
+    def __init__(self, total_steps: int, done_steps: int):
         self.tty = sys.stderr.isatty()
-        self.bar = tqdm(total=total_epochs, initial=start, desc="train", unit="epoch", disable=not self.tty)
+        self.bar = tqdm(total=total_steps, initial=done_steps, desc="train", unit="step", disable=not self.tty)
+
+    def step(self, epoch: int, loss: float) -> None:
+        if self.tty:
+            self.bar.set_postfix_str(f"epoch {epoch} loss {loss:.4f}")
+            self.bar.update(1)
 
     def epoch(self, row: dict) -> None:
-        text = f"loss {row['train_loss']:.4f}" + (f" val dice {row['dice_mean']:.3f}" if row["dice_mean"] == row["dice_mean"] else "")
-        if self.tty:
-            self.bar.set_postfix_str(text)
-            self.bar.update(1)
-        else:
-            print(f"epoch {row['epoch']}: {text} lr {row['lr']:.2e} ({row['seconds']:.1f} s)", flush=True)
+        if not self.tty:
+            val = f" val dice {row['dice_mean']:.3f}" if row["dice_mean"] == row["dice_mean"] else ""
+            print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}{val} lr {row['lr']:.2e} ({row['seconds']:.1f} s)", flush=True)
 
     def close(self) -> None:
         self.bar.close()
@@ -124,23 +127,25 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     meta = checkpoint_meta(params, train_cases, val_cases)
     log_path = out_dir / "train_log.csv"
     start, best = 0, {"dice_mean": -1.0}
-    last_path = out_dir / "last.pt"
-    if tp.get("resume") and last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+    resume_path = out_dir / "resume.pt"
+    best_state, history = None, []
+    if tp.get("resume") and not resume_path.exists():
+        print(f"train.resume is set but {resume_path} does not exist: starting from epoch 1", flush=True)
+    if tp.get("resume") and resume_path.exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model_state"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
-        start, best = state["epoch"], state["best"]
+        start, best, best_state, history = state["epoch"], state["best"], state["best_state"], state["history"]
         rng.bit_generator.state = state["rng_numpy"]
         gen.set_state(state["rng_torch_gen"])
         torch.set_rng_state(state["rng_torch"])
-        sampler.rng = rng
-        print(f"resuming from epoch {start}", flush=True)
-    else:
-        with nifti.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
-            csv.writer(fh).writerow(LOG_COLUMNS)
+        print(f"resuming after epoch {start} from {resume_path}", flush=True)
+    # the log is rewritten from the checkpointed history: epochs after the last checkpoint will run again
+    with nifti.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows([LOG_COLUMNS, *[[row[c] for c in LOG_COLUMNS] for row in history]])
 
-    log = _Log(epochs, start)
+    progress = _Progress(epochs * steps, start * steps)
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -156,6 +161,7 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
             scaler.step(optimiser)
             scaler.update()
             losses.append(float(loss.detach()))
+            progress.step(epoch, losses[-1])
         lr = optimiser.param_groups[0]["lr"]
         scheduler.step()
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": float("nan"), "lr": lr}
@@ -163,16 +169,19 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
         if epoch % int(tp["val_every"]) == 0 or epoch == epochs:
             row.update(validate(model, val_images, val_labels, patch, float(tp["val_overlap"]), device, loss_fn))
         row["seconds"] = time.perf_counter() - t0
+        history.append(row)
         with open(log_path, "a", newline="") as fh:
             csv.writer(fh).writerow([row[c] for c in LOG_COLUMNS])
         if row["dice_mean"] == row["dice_mean"] and row["dice_mean"] > best["dice_mean"]:
-            best = dict(row)
-            _save({**meta, "model_state": model.state_dict(), "epoch": epoch, "val": row}, out_dir / "best.pt")
-        _save({**meta, "model_state": model.state_dict(), "optimiser": optimiser.state_dict(),
-               "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "rng_numpy": rng.bit_generator.state,
-               "rng_torch_gen": gen.get_state(), "rng_torch": torch.get_rng_state()}, last_path)
-        log.epoch(row)
-    log.close()
+            best, best_state = dict(row), {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if best_state is not None:
+            _save({**meta, "model_state": best_state, "epoch": best["epoch"], "val": best}, out_dir / "best.pt")
+        _save({**meta, "model_state": model.state_dict(), "epoch": epoch}, out_dir / "last.pt")
+        _save({"model_state": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+               "epoch": epoch, "best": best, "best_state": best_state, "history": history, "rng_numpy": rng.bit_generator.state,
+               "rng_torch_gen": gen.get_state(), "rng_torch": torch.get_rng_state()}, resume_path)
+        progress.epoch(row)
+    progress.close()
     return best
 
 

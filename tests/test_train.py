@@ -1,0 +1,87 @@
+"""Training: it learns on real processed cases, and a run killed mid-way resumes to the same end."""
+
+import copy
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from abdoseg.resample import PreprocessSpec, preprocess, save_processed
+from abdoseg.synthetic import SyntheticConfig, generate_case
+from abdoseg.train import train
+from conftest import REPO
+
+CASES = ["a", "b", "c", "d"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    params = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+    params["train"].update(epochs=8, val_every=2)
+    spec = PreprocessSpec.from_params(params["preprocess"])
+    cfg = SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0), pathology_fraction=0.0)
+    for i, case in enumerate(CASES):
+        c = generate_case(i, cfg)
+        image, labels, geom = preprocess(c.image, c.affine, spec, c.labels)
+        save_processed(root / f"{case}.img.npy", root / f"{case}.lab.npy", root / f"{case}.json", image, labels, geom)
+    return root, params
+
+
+def _train(root, params, out):
+    return train(params, CASES[:3], CASES[3:], str(root / "{case}.img.npy"), str(root / "{case}.lab.npy"), out, threads=1)
+
+
+def test_killed_run_resumes_to_the_same_end(setup, tmp_path):
+    root, params = setup
+    _train(root, params, tmp_path / "straight")
+
+    script = (f"import json, sys; sys.path.insert(0, {str(REPO / 'tests')!r}); from test_train import _train; from pathlib import Path; "
+              f"_train(Path({str(root)!r}), json.loads({json.dumps(json.dumps(params))}), Path({str(tmp_path / 'killed')!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "train_log.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 4:  # header + 3 epochs
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert len(pd.read_csv(log)) < params["train"]["epochs"]
+
+    for declared in ("train_log.csv", "best.pt", "last.pt"):  # Snakemake and DVC delete declared outputs first
+        (tmp_path / "killed" / declared).unlink(missing_ok=True)
+    resumed = copy.deepcopy(params)
+    resumed["train"]["resume"] = True
+    _train(root, resumed, tmp_path / "killed")
+
+    a, b = pd.read_csv(tmp_path / "straight" / "train_log.csv"), pd.read_csv(tmp_path / "killed" / "train_log.csv")
+    assert list(a.epoch) == list(b.epoch) == list(range(1, 9))
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    for name in ("last.pt", "best.pt"):
+        sa = torch.load(tmp_path / "straight" / name, weights_only=False)
+        sb = torch.load(tmp_path / "killed" / name, weights_only=False)
+        assert sa["epoch"] == sb["epoch"]
+        for key in sa["model_state"]:
+            assert torch.equal(sa["model_state"][key], sb["model_state"][key]), (name, key)
+
+
+def test_checkpoint_carries_what_inference_needs(setup, tmp_path):
+    root, params = setup
+    p = copy.deepcopy(params)
+    p["train"].update(epochs=2, val_every=1)
+    _train(root, p, tmp_path)
+    ckpt = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert ckpt["params"]["model"] == p["model"] and list(ckpt["preprocess"]["spacing"]) == p["preprocess"]["spacing"]
+    assert [row["name"] for row in ckpt["labels"]] == ["background", "liver", "kidney_right", "kidney_left", "spleen"]
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert {"train_loss", "val_loss", "dice_liver", "dice_kidney_right", "dice_kidney_left", "dice_spleen", "lr",
+            "seconds"} <= set(log.columns)
+    assert np.isfinite(log.train_loss).all() and log.val_loss.notna().all()
