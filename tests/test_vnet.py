@@ -35,3 +35,20 @@ def test_bad_sizes_and_settings_are_clear_errors():
         VNet(1, 5, 4, 2, 4, "instance")
     with pytest.raises(ValueError, match="batch, instance or none"):
         VNet(1, 5, 4, 2, 3, "layer")
+
+
+def test_paper_preset_is_valid_and_is_the_paper_network():
+    import jsonschema
+    import yaml
+    from snakemake.utils import update_config
+
+    from abdoseg.vnet import build
+    from conftest import REPO
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    update_config(params, yaml.safe_load((REPO / "workflow" / "presets" / "vnet-paper.yaml").read_text()))
+    jsonschema.validate(params, yaml.safe_load((REPO / "workflow" / "schemas" / "params.schema.yaml").read_text()))
+    assert all(p % 2 ** params["model"]["depth"] == 0 for p in params["train"]["patch_size"])
+    assert params["train"]["lr"] > 0 and params["train"]["epochs"] == 50  # the rest stays as params.yaml says
+    ours, ref = build(params["model"]), MonaiVNet(spatial_dims=3, in_channels=1, out_channels=5)
+    assert abs(n_params(ours) / n_params(ref) - 1) < 0.10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -49,12 +50,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
     if not cases:
         raise SystemExit(f"abdoseg evaluate: {args.data_path} has no labels/ matching its images")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for case, image, label in cases:
-            pred = Path(tmp) / f"{case}.nii.gz"
-            predict_cases([str(image)], [str(pred)], args.model_path, _spec(args), args.threads)
-            rows.append(evaluate_case(case, pred, label, list(L.ORGANS.values()), args.nsd_tolerance_mm))
+        preds = [Path(tmp) / f"{case}.nii.gz" for case, _, _ in cases]
+        predict_cases([str(image) for _, image, _ in cases], [str(p) for p in preds], args.model_path, _spec(args), args.threads)
+        rows = [evaluate_case(case, pred, label, list(L.ORGANS.values()), args.nsd_tolerance_mm)
+                for (case, _, label), pred in zip(cases, preds)]
     per_case = pd.concat(rows, ignore_index=True)
     print(per_case.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     summary = summarize(per_case)
@@ -69,9 +69,11 @@ def cmd_visualize(args: argparse.Namespace) -> None:
 
     out = Path(args.output_path)
     out.mkdir(parents=True, exist_ok=True)
-    for case, image, label in _cases(Path(args.data_path)):
+    cases = _cases(Path(args.data_path))
+    predict_cases([str(image) for _, image, _ in cases], [str(out / f"{case}_seg.nii.gz") for case, _, _ in cases],
+                  args.model_path, _spec(args), args.threads)
+    for case, image, label in cases:
         pred = out / f"{case}_seg.nii.gz"
-        predict_cases([str(image)], [str(pred)], args.model_path, _spec(args), args.threads)
         render_case(str(image), str(pred), str(label) if label else None, str(out / f"{case}.mp4"), str(out / f"{case}.png"),
                     case, args.frames, 12, 384)
         print(f"{case}: {pred}, {out / f'{case}.mp4'}, {out / f'{case}.png'}")
@@ -115,8 +117,6 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     if args.threads <= 0:
-        import os
-
         args.threads = os.cpu_count() or 1
     args.func(args)
 
