@@ -118,6 +118,8 @@ def test_dvc_runs_the_same_chain(run_dir):
     assert "up to date" in sh("dvc", "status").stdout.lower()
     sh("git", "add", "-A")
     sh("git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", "baseline")
+    plots = sh("dvc", "plots", "show", "--json").stdout
+    assert "train_log.csv" in plots and "dice_per_case.csv" in plots
     diff = json.loads(sh("dvc", "metrics", "diff", "--all", "--json").stdout)
     assert all(organ in json.dumps(diff) for organ in L.ORGANS.values())
     params = yaml.safe_load((run_dir / "params.yaml").read_text())

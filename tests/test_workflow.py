@@ -80,3 +80,12 @@ def test_dry_run_plans_the_chain(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "download" in run.stdout
     assert Path(tmp_path / "data").exists() is False  # a dry run writes nothing
+
+
+def test_local_gpu_profile_plans_the_chain(tmp_path):
+    for item in ("Snakefile", "params.yaml", "workflow"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    run = subprocess.run([*SNAKEMAKE, "--profile", "workflow/profiles/local-gpu", "-n"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "download" in run.stdout
