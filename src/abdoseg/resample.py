@@ -97,7 +97,11 @@ def _linear_axis(a: np.ndarray, axis: int, n_out: int) -> np.ndarray:
     shape = [1] * a.ndim
     shape[axis] = n_out
     w = (coord - i0).astype(np.float32).reshape(shape)
-    return np.take(a, i0, axis=axis) * (1 - w) + np.take(a, i1, axis=axis) * w
+    lo, hi = np.take(a, i0, axis=axis), np.take(a, i1, axis=axis)
+    hi -= lo  # lo + w * (hi - lo), in place: two output-sized arrays at the peak instead of five
+    hi *= w
+    lo += hi
+    return lo
 
 
 def resize(volume: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
