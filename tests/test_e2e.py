@@ -22,7 +22,8 @@ BIN = str(Path(sys.executable).parent)
 
 
 def _env() -> dict:
-    return {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"]}
+    # DVC would otherwise try to send usage analytics: tests stay off the network
+    return {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1"}
 
 
 @pytest.fixture(scope="module")
