@@ -58,7 +58,9 @@ def bench_synthetic(n: int) -> list[tuple[str, str]]:
 
 
 def bench_resample(n: int) -> list[tuple[str, str]]:
-    spec = PreprocessSpec()
+    import yaml
+
+    spec = PreprocessSpec.from_params(yaml.safe_load(Path("params.yaml").read_text())["preprocess"])
     cases = [generate_case(i, SyntheticConfig()) for i in range(n)]
     fwd = [timed(lambda c=c: preprocess(c.image, c.affine, spec, c.labels)) for c in cases]
     geoms = [preprocess(c.image, c.affine, spec, c.labels) for c in cases]

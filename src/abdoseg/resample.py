@@ -32,10 +32,10 @@ from . import nifti
 class PreprocessSpec:
     """What the resample step does, recorded in every checkpoint so that inference repeats it exactly."""
 
-    spacing: tuple[float, float, float] = (3.0, 3.0, 3.0)
-    window: tuple[float, float] = (-200.0, 300.0)  # HU mapped to [0, 1]; CT numbers are calibrated, so a fixed window
-    body_threshold: float = -500.0  # HU above which a voxel may belong to the body
-    crop_margin_mm: float = 6.0
+    spacing: tuple[float, float, float]  # mm; the values live in params.yaml (preprocess), the one source
+    window: tuple[float, float]  # HU mapped to [0, 1]; CT numbers are calibrated, so a fixed window
+    body_threshold: float  # HU above which a voxel may belong to the body
+    crop_margin_mm: float
 
     @classmethod
     def from_params(cls, params: dict) -> "PreprocessSpec":
