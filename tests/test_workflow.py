@@ -60,10 +60,15 @@ def test_no_snakemake_state_is_a_dvc_output():
             assert not str(out).startswith(".snakemake")
 
 
-def test_bad_params_stop_the_run_with_a_clear_error(tmp_path):
+def _copy_pipeline(dest: Path) -> None:
+    """The files Snakemake needs to plan the chain, copied to `dest`."""
     for item in ("Snakefile", "params.yaml", "workflow"):
         src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
+
+
+def test_bad_params_stop_the_run_with_a_clear_error(tmp_path):
+    _copy_pipeline(tmp_path)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"]["batch_size"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -73,9 +78,7 @@ def test_bad_params_stop_the_run_with_a_clear_error(tmp_path):
 
 
 def test_dry_run_plans_the_chain(tmp_path):
-    for item in ("Snakefile", "params.yaml", "workflow"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    _copy_pipeline(tmp_path)
     run = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "download" in run.stdout
@@ -83,9 +86,7 @@ def test_dry_run_plans_the_chain(tmp_path):
 
 
 def test_local_gpu_profile_plans_the_chain(tmp_path):
-    for item in ("Snakefile", "params.yaml", "workflow"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    _copy_pipeline(tmp_path)
     run = subprocess.run([*SNAKEMAKE, "--profile", "workflow/profiles/local-gpu", "-n"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "download" in run.stdout
