@@ -1,5 +1,7 @@
 """Resampling: canonical orientation without mirroring, label-preserving resize, exact inverse onto the original grid."""
 
+import dataclasses
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from abdoseg.synthetic import generate_case
 from conftest import REPO
 
 DEFAULT = PreprocessSpec.from_params(yaml.safe_load((REPO / "params.yaml").read_text())["preprocess"])
-SPEC = PreprocessSpec((3.0, 3.0, 3.0), DEFAULT.window, DEFAULT.body_threshold, DEFAULT.crop_margin_mm)
+SPEC = dataclasses.replace(DEFAULT, spacing=(3.0, 3.0, 3.0))
 
 
 def _round_trip_dice(image, labels, affine, spec=SPEC):

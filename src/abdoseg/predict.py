@@ -61,8 +61,7 @@ def load_model(path: str | os.PathLike, device: torch.device) -> Model:
     net = vnet.build(ckpt["model"])
     net.load_state_dict(ckpt["model_state"])
     net.to(device).eval()
-    pre = ckpt["preprocess"]
-    spec = PreprocessSpec(tuple(pre["spacing"]), tuple(pre["window"]), pre["body_threshold"], pre["crop_margin_mm"])
+    spec = PreprocessSpec.from_params(ckpt["preprocess"])
     return Model(net, spec, tuple(ckpt["patch_size"]), ckpt)
 
 
@@ -141,7 +140,6 @@ def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, mod
     timer = timer if timer is not None else StageTimer()
     with timer("read"):
         array, affine, header = read_scan(image_path)
-        array = np.asarray(array)
     labels = predict_array(array, affine, model, device, spec, timer)
     with timer("write"):
         if header is not None:

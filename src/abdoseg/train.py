@@ -131,7 +131,7 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     best_state, history = None, []
     if tp.get("resume") and not resume_path.exists():
         print(f"train.resume is set but {resume_path} does not exist: starting from epoch 1", flush=True)
-    if tp.get("resume") and resume_path.exists():
+    elif tp.get("resume"):
         state = torch.load(resume_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model_state"])
         optimiser.load_state_dict(state["optimiser"])
@@ -172,9 +172,10 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
         history.append(row)
         with open(log_path, "a", newline="") as fh:
             csv.writer(fh).writerow([row[c] for c in LOG_COLUMNS])
-        if row["dice_mean"] == row["dice_mean"] and row["dice_mean"] > best["dice_mean"]:
+        improved = row["dice_mean"] == row["dice_mean"] and row["dice_mean"] > best["dice_mean"]
+        if improved:
             best, best_state = dict(row), {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if best_state is not None:
+        if improved or (best_state is not None and not (out_dir / "best.pt").exists()):  # rewrite after a resume
             _save({**meta, "model_state": best_state, "epoch": best["epoch"], "val": best}, out_dir / "best.pt")
         _save({**meta, "model_state": model.state_dict(), "epoch": epoch}, out_dir / "last.pt")
         _save({"model_state": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
