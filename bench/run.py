@@ -1,6 +1,7 @@
 """Speed benchmarks of the pipeline's steps, in-process (no Snakemake start-up), on this machine.
 
-`make bench` runs it; it prints a Markdown table and the machine, which go into docs/benchmarks.md.
+`make bench` runs it; it prints a Markdown table and the machine, then the resample step against MONAI's chain
+(resample_vs_monai.py, issue #5), which go into docs/benchmarks.md.
 Each figure is the median of repeated runs; nothing here is a test and nothing asserts a time.
 """
 
@@ -19,6 +20,8 @@ import torch
 from abdoseg import download, nifti
 from abdoseg.resample import PreprocessSpec, invert_labels, preprocess
 from abdoseg.synthetic import SyntheticConfig, generate_case
+
+from resample_vs_monai import bench_resample_vs_monai  # bench/ is on sys.path when this runs as a script
 
 REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-ct"
 
@@ -154,6 +157,7 @@ def main() -> None:
     print("| what | figure |\n|---|---|")
     for what, value in rows:
         print(f"| {what} | {value} |")
+    print("\n" + bench_resample_vs_monai(Path(args.params), args.cases, REAL_CT))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """The workflow's wiring: params validated at start, and dvc.yaml in step with the Snakefile's rules."""
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
 from conftest import REPO
@@ -90,3 +93,19 @@ def test_local_gpu_profile_plans_the_chain(tmp_path):
     run = subprocess.run([*SNAKEMAKE, "--profile", "workflow/profiles/local-gpu", "-n"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "download" in run.stdout
+
+
+def test_percentile_normalisation_runs_through_the_data_step(tmp_path):
+    """normalize: percentile adds the intensity rule: statistics from the training cases, then z-scored arrays."""
+    _copy_pipeline(tmp_path)
+    params = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+    params["preprocess"].update(normalize="percentile", percentiles=[0.5, 99.5])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = subprocess.run([*SNAKEMAKE, "--cores", "2", "data"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    split = json.loads((tmp_path / "data" / "splits.json").read_text())
+    stats = json.loads((tmp_path / "data" / "processed" / "intensity.json").read_text())
+    assert stats["n_cases"] == len(split["train"])
+    image = np.load(tmp_path / "data" / "processed" / "images" / f"{split['val'][0]}.npy")
+    assert image.min() == pytest.approx((stats["clip"][0] - stats["mean"]) / stats["sd"], rel=1e-4)
+    assert image.max() == pytest.approx((stats["clip"][1] - stats["mean"]) / stats["sd"], rel=1e-4)

@@ -92,6 +92,13 @@ def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return out
 
 
+def _gamma(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Gamma on the patch's own range (nnU-Net's way), so it works for windowed [0, 1] and z-scored images alike."""
+    lo, hi = x.min(), x.max()
+    span = (hi - lo).clamp_min(1e-6)
+    return ((x - lo) / span) ** gamma * span + lo
+
+
 def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
     """Scale and shift, gamma, noise and blur, each applied per sample with `spec.probability`."""
     out = []
@@ -100,7 +107,7 @@ def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> t
         if torch.rand(1, generator=gen) < spec.probability:
             x = x * torch.empty(1).uniform_(*spec.intensity_scale, generator=gen) + (torch.rand(1, generator=gen) * 2 - 1) * spec.intensity_shift
         if torch.rand(1, generator=gen) < spec.probability:
-            x = x.clamp(0, 1) ** torch.empty(1).uniform_(*spec.gamma, generator=gen)
+            x = _gamma(x, float(torch.empty(1).uniform_(*spec.gamma, generator=gen)))
         if torch.rand(1, generator=gen) < spec.probability:
             sigma = float(torch.empty(1).uniform_(*spec.blur_sigma, generator=gen))
             if sigma > 0.3:

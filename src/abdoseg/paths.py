@@ -8,6 +8,7 @@ MANIFEST = "data/raw/manifest.tsv"
 PROCESSED_IMAGE = "data/processed/images/{case}.npy"
 PROCESSED_LABEL = "data/processed/labels/{case}.npy"
 PROCESSED_META = "data/processed/meta/{case}.json"
+INTENSITY = "data/processed/intensity.json"
 SPLITS = "data/splits.json"
 
 MODEL_DIR = "results/model"

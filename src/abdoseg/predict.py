@@ -61,7 +61,7 @@ def load_model(path: str | os.PathLike, device: torch.device) -> Model:
     net = vnet.build(ckpt["model"])
     net.load_state_dict(ckpt["model_state"])
     net.to(device).eval()
-    spec = PreprocessSpec.from_params(ckpt["preprocess"])
+    spec = PreprocessSpec.from_dict(ckpt["preprocess"])
     return Model(net, spec, tuple(ckpt["patch_size"]), ckpt)
 
 

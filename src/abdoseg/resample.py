@@ -2,8 +2,8 @@
 
 Forward, per case: reorient the array to RAS+ by axis permutations and flips only (no interpolation, the patient's
 left stays left), resample to `spacing` (images trilinear, labels by interpolating one-hot channels and taking the
-arg-max, so no ID is ever blended into another), window and scale HU to [0, 1], and crop to the body found from
-the CT itself. The arrays are saved uncompressed (`.npy`, memory-mappable) with a JSON `Geometry` that holds
+arg-max, so no ID is ever blended into another), clip and scale HU (a fixed window to [0, 1], or nnU-Net's
+percentiles and z-score from the training cases), and crop to the body found from the CT itself. The arrays are saved uncompressed (`.npy`, memory-mappable) with a JSON `Geometry` that holds
 everything the inverse needs: a prediction in processed space goes back onto the case's exact original grid.
 
 Why our own code and not MONAI's Spacingd: our grid maps voxel j to input coordinate (j + 0.5) * n_in / n_out - 0.5
@@ -30,18 +30,45 @@ from . import nifti
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """What the resample step does, recorded in every checkpoint so that inference repeats it exactly."""
+    """What the resample step does, recorded in every checkpoint so that inference repeats it exactly.
+
+    Intensities are clipped to `clip` HU, then mapped to (HU - center) / scale: with `normalize: window` (the
+    default) clip is the HU window and the result spans [0, 1]; with `normalize: percentile` (nnU-Net's CT
+    scheme) clip holds the training foreground's percentiles and center, scale its mean and sd.
+    """
 
     spacing: tuple[float, float, float]  # mm; the values live in params.yaml (preprocess), the one source
-    window: tuple[float, float]  # HU mapped to [0, 1]; CT numbers are calibrated, so a fixed window
+    normalize: str  # "window" or "percentile"
+    clip: tuple[float, float]  # HU
+    center: float
+    scale: float
     body_threshold: float  # HU above which a voxel may belong to the body
     crop_margin_mm: float
 
     @classmethod
-    def from_params(cls, params: dict) -> "PreprocessSpec":
-        """From the `preprocess` section of params.yaml."""
-        return cls(tuple(float(s) for s in params["spacing"]), tuple(float(w) for w in params["window"]),
-                   float(params["body_threshold"]), float(params["crop_margin_mm"]))
+    def from_params(cls, params: dict, stats: dict | None = None) -> "PreprocessSpec":
+        """From the `preprocess` section of params.yaml (and, for `percentile`, the training-set statistics)."""
+        mode = params.get("normalize", "window")
+        if mode == "window":
+            lo, hi = (float(w) for w in params["window"])
+            clip, center, scale = (lo, hi), lo, hi - lo
+        elif mode == "percentile":
+            if stats is None:
+                raise ValueError("preprocess.normalize: percentile needs the training cases' intensity statistics")
+            clip, center, scale = tuple(stats["clip"]), float(stats["mean"]), max(float(stats["sd"]), 1e-6)
+        else:
+            raise ValueError(f"preprocess.normalize must be 'window' or 'percentile', not {mode!r}")
+        return cls(tuple(float(s) for s in params["spacing"]), mode, tuple(float(c) for c in clip), float(center),
+                   float(scale), float(params["body_threshold"]), float(params["crop_margin_mm"]))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessSpec":
+        """From `asdict(spec)`, as a checkpoint stores it."""
+        return cls(**{**d, "spacing": tuple(d["spacing"]), "clip": tuple(d["clip"])})
+
+    def normalise(self, hu: np.ndarray) -> np.ndarray:
+        """Clip and scale HU values (float32)."""
+        return ((np.clip(hu, *self.clip) - self.center) / self.scale).astype(np.float32)
 
 
 @dataclass
@@ -86,20 +113,32 @@ def processed_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: 
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target))
 
 
-def _linear_axis(a: np.ndarray, axis: int, n_out: int) -> np.ndarray:
-    """Linear resize along one axis: output j samples input coordinate (j + 0.5) * n_in / n_out - 0.5 (edge-clamped)."""
-    n_in = a.shape[axis]
-    if n_in == n_out:
-        return a
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each output voxel samples the input: j -> (j + 0.5) * n_in / n_out - 0.5, edge-clamped; (floor, weight)."""
     coord = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
     i0 = np.floor(coord).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, (coord - i0).astype(np.float32)
+
+
+def _linear_axis(a: np.ndarray, axis: int, n_out: int, n_in: int | None = None, out: slice = slice(None),
+                 offset: int = 0) -> np.ndarray:
+    """Linear resize along one axis, like torch's trilinear with align_corners=False.
+
+    `a` may be a block of a larger input (`n_in` voxels along `axis`, block starting at `offset`); then only the
+    output voxels `out` of the `n_out`-voxel grid are computed.
+    """
+    n_in = a.shape[axis] if n_in is None else n_in
+    if n_in == n_out and a.shape[axis] == n_in:
+        return a
+    i0, w = _axis_weights(n_in, n_out)
+    i0, w = i0[out], w[out]
+    i1 = np.minimum(i0 + 1, n_in - 1) - offset
+    i0 = i0 - offset
     shape = [1] * a.ndim
-    shape[axis] = n_out
-    w = (coord - i0).astype(np.float32).reshape(shape)
+    shape[axis] = len(w)
     lo, hi = np.take(a, i0, axis=axis), np.take(a, i1, axis=axis)
     hi -= lo  # lo + w * (hi - lo), in place: two output-sized arrays at the peak instead of five
-    hi *= w
+    hi *= w.reshape(shape)
     lo += hi
     return lo
 
@@ -126,10 +165,42 @@ def _resized_argmax(channels: Iterable[np.ndarray], size: tuple[int, int, int]) 
 
 
 def resample_labels(labels: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
-    """Resize a label map without inventing IDs: interpolate each class's indicator, keep the arg-max."""
+    """Resize a label map without inventing IDs: interpolate each class's indicator, keep the arg-max.
+
+    Equal to `_resized_argmax` over all one-hot channels, but about ten times faster on the synthetic cases: each
+    organ is interpolated only inside its own bounding box, and background needs no pass of its own because
+    linear interpolation keeps the channels summing to one (background = 1 - the organs' sum).
+    """
     if tuple(labels.shape) == tuple(size):
         return labels.astype(np.uint8)
-    return _resized_argmax(((labels == c).astype(np.float32) for c in range(L.NUM_CLASSES)), size)
+    organ_sum = np.zeros(size, np.float32)
+    best = np.zeros(size, np.float32)
+    out = np.zeros(size, np.uint8)
+    for c in range(1, L.NUM_CLASSES):
+        mask = labels == c
+        if not mask.any():
+            continue
+        in_box, out_box = [], []
+        for d in range(3):
+            idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d)))
+            i0, w = _axis_weights(labels.shape[d], size[d])
+            # output voxels whose two input neighbours touch the organ's extent
+            touch = np.flatnonzero((i0 + (w > 0) >= idx[0]) & (i0 <= idx[-1]))
+            lo = int(i0[touch[0]])
+            hi = int(min(i0[touch[-1]] + 2, labels.shape[d]))
+            in_box.append(slice(lo, hi))
+            out_box.append(slice(int(touch[0]), int(touch[-1]) + 1))
+        score = mask[tuple(in_box)].astype(np.float32)
+        order = sorted(range(3), key=lambda d: size[d] / labels.shape[d])  # shrink first, as in `resize`
+        for d in order:
+            score = _linear_axis(score, d, size[d], labels.shape[d], out_box[d], in_box[d].start)
+        box = tuple(out_box)
+        organ_sum[box] += score
+        better = score > best[box]
+        out[box][better] = c
+        np.maximum(best[box], score, out=best[box])
+    out[best <= 1.0 - organ_sum] = 0  # background wins ties, as it comes first in the arg-max
+    return out
 
 
 def body_box(image_hu: np.ndarray, threshold: float, margin: int) -> tuple[list[int], list[int]]:
@@ -165,8 +236,7 @@ def preprocess(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
     shift = np.eye(4)
     shift[:3, 3] = lo
-    lo_w, hi_w = spec.window
-    img = np.clip((img[crop] - lo_w) / (hi_w - lo_w), 0.0, 1.0).astype(np.float32)
+    img = spec.normalise(img[crop])
     lab = None
     if labels is not None:
         canon_lab, _, _ = to_canonical(np.asarray(labels), affine)
@@ -191,9 +261,16 @@ def invert_probabilities(probs: np.ndarray, geom: Geometry) -> np.ndarray:
     return from_canonical(_resized_argmax(channels, tuple(geom.canonical_shape)), np.asarray(geom.original_affine))
 
 
+# Smoothing (in processed voxels) of a hard label map's one-hot channels before they are upsampled: it rounds
+# the staircase of the coarse grid, which brings the round trip closer to the raw labels (measured on the
+# synthetic cases at 2.5 x 2.5 x 4 mm, smallest organ Dice 0.984 -> 0.986; 0.5 beat 0.3, 0.7 and 1.0).
+LABEL_SMOOTHING_SIGMA = 0.5
+
+
 def invert_labels(labels: np.ndarray, geom: Geometry) -> np.ndarray:
-    """A processed-space label map -> the original grid (via its one-hot channels)."""
-    onehot = np.stack([(labels == c).astype(np.float32) for c in range(L.NUM_CLASSES)])
+    """A processed-space label map -> the original grid, via its lightly smoothed one-hot channels."""
+    onehot = np.stack([ndimage.gaussian_filter((labels == c).astype(np.float32), LABEL_SMOOTHING_SIGMA)
+                       for c in range(L.NUM_CLASSES)])
     return invert_probabilities(onehot, geom)
 
 

@@ -63,9 +63,10 @@ def sliding_window_probs(model: torch.nn.Module, image: np.ndarray | torch.Tenso
     return torch.softmax(logits.float(), dim=1)[0]
 
 
-def checkpoint_meta(params: dict, train_cases: list[str], val_cases: list[str]) -> dict:
+def checkpoint_meta(params: dict, train_cases: list[str], val_cases: list[str], intensity_stats: dict | None = None) -> dict:
     """What every checkpoint carries besides weights: params, label table, preprocessing spec, patch, cases."""
-    return {"params": params, "labels": L.as_table(), "preprocess": asdict(PreprocessSpec.from_params(params["preprocess"])),
+    spec = PreprocessSpec.from_params(params["preprocess"], intensity_stats)
+    return {"params": params, "labels": L.as_table(), "preprocess": asdict(spec), "intensity_stats": intensity_stats,
             "patch_size": [int(p) for p in params["train"]["patch_size"]], "model": params["model"],
             "train_cases": train_cases, "val_cases": val_cases}
 
@@ -97,8 +98,11 @@ class _Progress:
 
 
 def train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
-          out_dir: str | os.PathLike, threads: int = 1) -> dict:
-    """Train the VNet and write best.pt, last.pt and train_log.csv under `out_dir`; returns the best epoch's row."""
+          out_dir: str | os.PathLike, threads: int = 1, intensity_stats: dict | None = None) -> dict:
+    """Train the VNet and write best.pt, last.pt and train_log.csv under `out_dir`; returns the best epoch's row.
+
+    `intensity_stats` (abdoseg.intensity) is needed with `preprocess.normalize: percentile`, to record the spec.
+    """
     tp, mp = params["train"], params["model"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +128,7 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     steps = max(1, int(tp["patches_per_epoch"]) // int(tp["batch_size"]))
 
-    meta = checkpoint_meta(params, train_cases, val_cases)
+    meta = checkpoint_meta(params, train_cases, val_cases, intensity_stats)
     log_path = out_dir / "train_log.csv"
     start, best = 0, {"dice_mean": -1.0}
     resume_path = out_dir / "resume.pt"
@@ -194,7 +198,7 @@ def validate(model: torch.nn.Module, images: list[np.ndarray], labels: list[np.n
     losses = []
     for image, lab in zip(images, labels):
         probs = sliding_window_probs(model, image, patch, overlap, device)
-        ref = torch.as_tensor(np.asarray(lab), dtype=torch.long)
+        ref = torch.from_numpy(np.array(lab, dtype=np.int64))  # a copy: memmaps are read-only
         pred = probs.argmax(0).numpy()
         with torch.no_grad():
             # the loss on probabilities: DiceCE expects logits, and log-probabilities are logits up to a constant

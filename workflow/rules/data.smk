@@ -1,4 +1,5 @@
 # download (checkpoint: the case list exists only afterwards) -> resample per case -> split.
+# With preprocess.normalize: percentile, resample waits for the training cases' intensity statistics.
 
 
 checkpoint download:
@@ -17,10 +18,32 @@ checkpoint download:
         "../scripts/download.py"
 
 
+def percentile_stats(wildcards):
+    """The intensity statistics, an input of resample only when the normalisation needs them."""
+    return P.INTENSITY if config["preprocess"].get("normalize", "window") == "percentile" else []
+
+
+rule intensity:
+    input:
+        split=P.SPLITS,
+        images=lambda wc: expand(P.RAW_IMAGE, case=subset("train")),
+        labels=lambda wc: expand(P.RAW_LABEL, case=subset("train")),
+    output:
+        P.INTENSITY,
+    threads: 1
+    log:
+        log_path("intensity"),
+    benchmark:
+        bench_path("intensity")
+    script:
+        "../scripts/intensity.py"
+
+
 rule resample:
     input:
         image=P.RAW_IMAGE,
         label=P.RAW_LABEL,
+        stats=percentile_stats,
     output:
         image=P.PROCESSED_IMAGE,
         label=P.PROCESSED_LABEL,

@@ -1,10 +1,11 @@
-"""Snakemake script of the resample rule, one case (logic: abdoseg.resample)."""
-import torch
-
+"""Snakemake script of the resample rule, one case (logic: abdoseg.resample). numpy only: no torch import per job."""
+from abdoseg import paths as P
 from abdoseg import runlog
+from abdoseg.intensity import stats_if_needed
 from abdoseg.resample import PreprocessSpec, resample_case
 
 with runlog.to_file(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)
-    resample_case(snakemake.input.image, snakemake.input.label, PreprocessSpec.from_params(snakemake.config["preprocess"]),
+    params = snakemake.config["preprocess"]
+    spec = PreprocessSpec.from_params(params, stats_if_needed(params, P.INTENSITY))
+    resample_case(snakemake.input.image, snakemake.input.label, spec,
                   snakemake.output.image, snakemake.output.label, snakemake.output.meta)
