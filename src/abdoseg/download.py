@@ -1,23 +1,30 @@
 """The download step: bring every case of the configured source into data/raw in one layout.
 
 Whatever the source, the result is `images/{case}.nii.gz`, `labels/{case}.nii.gz` (already mapped to the
-target label table) and `manifest.tsv` with one row of provenance per case.
+target label table) and `manifest.tsv` with one row of provenance per case. For a remote archive: when only some
+cases are wanted and the server honours Range requests, just their members are read out of the remote zip;
+otherwise the archive is downloaded whole (resumable, checksummed) into data/downloads, then unpacked member by
+member. Each case is checked (files present, image and labels on one grid, label IDs known to the source)
+before it is written; a bad case fails the step or is skipped, as `data.on_bad_case` says.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from . import archive, dicom, fetch, nifti, sources, synthetic
 from . import labels as L
-from . import nifti, synthetic
 
-MANIFEST_COLUMNS = ["case", "source", "url", "sha256", "spacing", "shape", "axes", "dtype", "annotated", "notes"]
+MANIFEST_COLUMNS = ["case", "source", "url", "sha256", "spacing", "shape", "axes", "dtype", "annotated", "split", "notes"]
+AFFINE_TOLERANCE_MM = 1e-2  # image and label affines may differ by float rounding, not by a voxel shift
 
 
 def raw_paths(raw_dir: str | os.PathLike, case: str) -> tuple[Path, Path]:
@@ -27,7 +34,8 @@ def raw_paths(raw_dir: str | os.PathLike, case: str) -> tuple[Path, Path]:
 
 
 def write_case(raw_dir: str | os.PathLike, case: str, image: np.ndarray, labels: np.ndarray, affine: np.ndarray,
-               source: str, url: str = "", annotated: list[str] | None = None, notes: list[str] | None = None) -> dict:
+               source: str, url: str = "", annotated: list[str] | None = None, notes: list[str] | None = None,
+               split: str = "") -> dict:
     """Write one case in the raw layout (atomically) and return its manifest row."""
     if image.shape != labels.shape:
         raise ValueError(f"case {case}: image shape {image.shape} differs from label shape {labels.shape}")
@@ -47,6 +55,7 @@ def write_case(raw_dir: str | os.PathLike, case: str, image: np.ndarray, labels:
         "axes": nifti.axcodes(affine),
         "dtype": str(image.dtype),
         "annotated": ",".join(annotated if annotated is not None else L.ORGANS.values()),
+        "split": split,
         "notes": ",".join(notes or []),
     }
 
@@ -82,9 +91,178 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
-def download(raw_dir: str | os.PathLike, data_params: dict, workers: int = 1) -> pd.DataFrame:
+class BadCase(ValueError):
+    """A case that fails the checks: missing file, image and labels on different grids, unknown label IDs."""
+
+
+def read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(array, affine) of a NIfTI file or of a folder holding one DICOM series; stored integers stay integers."""
+    if path.is_dir():
+        return dicom.read_series(path)
+    img = nifti.load(path)
+    scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0
+    return (img.get_fdata(dtype=np.float32) if scaled else np.asanyarray(img.dataobj)), img.affine
+
+
+def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id: int | None) -> np.ndarray:
+    """A label file as integers, after checking its grid against the image's and its values against the source."""
+    if not path.exists():
+        raise BadCase(f"case {case}: label file {path} is missing")
+    img = nifti.load(path)
+    if img.shape != shape:
+        raise BadCase(f"case {case}: labels {path.name} have shape {img.shape}, the image {shape}")
+    if not np.allclose(img.affine, affine, atol=AFFINE_TOLERANCE_MM):
+        raise BadCase(f"case {case}: labels {path.name} and the image have different affines "
+                      f"(largest difference {np.abs(img.affine - affine).max():.3g} mm)")
+    lab = np.asanyarray(img.dataobj)
+    if not np.issubdtype(lab.dtype, np.integer):
+        if not np.array_equal(lab, np.round(lab)):
+            raise BadCase(f"case {case}: labels {path.name} hold non-integer values")
+    lab = lab.astype(np.int32)
+    values = np.unique(lab)
+    if values[0] < 0 or (max_id is not None and values[-1] > max_id):
+        raise BadCase(f"case {case}: labels {path.name} hold IDs {sorted(set(values.tolist()) - set(range(0, (max_id or 0) + 1)))}"
+                      f" unknown to the source (IDs 0..{max_id})")
+    return lab
+
+
+def ingest_case(raw_dir: str, root: str, files: sources.CaseFiles, source: str, url: str, label_map: dict[int, int],
+                max_id: int | None, annotated: list[str], notes: list[str]) -> dict:
+    """Read, check, map and write one case of a real dataset; returns its manifest row or raises BadCase."""
+    base = Path(root)
+    image_path = base / files.image
+    if not image_path.exists():
+        raise BadCase(f"case {files.case}: image {image_path} is missing")
+    try:
+        image, affine = read_image(image_path)
+    except ValueError as err:
+        raise BadCase(f"case {files.case}: {err}") from err
+    if files.label is not None:
+        lab = _read_label(base / files.label, files.case, image.shape, affine, max_id)
+        lut = np.zeros(int(lab.max()) + 1, np.uint8)
+        for theirs, ours in label_map.items():
+            if theirs < lut.size:
+                lut[theirs] = ours
+        labels = lut[lab]
+    else:  # one binary mask per organ
+        labels = np.zeros(image.shape, np.uint8)
+        for ours, mask_file in sorted(files.masks.items()):
+            labels[_read_label(base / mask_file, files.case, image.shape, affine, max_id) > 0] = ours
+    member = files.image if url else str(image_path)
+    return write_case(raw_dir, files.case, image, labels, affine, source, f"{url}#{member}" if url else member,
+                      annotated, notes, files.split)
+
+
+def _ingest(args: tuple) -> dict | str:
+    """Pool worker: a manifest row, or the BadCase message."""
+    try:
+        return ingest_case(*args)
+    except BadCase as err:
+        return str(err)
+
+
+def select_cases(cases: list[sources.CaseFiles], data_params: dict, source: str) -> list[sources.CaseFiles]:
+    """The explicit case list (data.cases) if given, else the first data.max_cases in case order, else all."""
+    if not cases:
+        raise ValueError(f"data.source {source}: no case found (are data.folder and the layout right?)")
+    wanted = data_params.get("cases") or []
+    if wanted:
+        by_name = {c.case: c for c in cases}
+        missing = [w for w in wanted if w not in by_name]
+        if missing:
+            raise ValueError(f"data.cases: {missing} not in {source} (it has {len(cases)} cases, e.g. "
+                             f"{[c.case for c in cases[:3]]})")
+        return [by_name[w] for w in wanted]
+    n = data_params.get("max_cases")
+    return cases[:int(n)] if n else cases
+
+
+def _source(data_params: dict) -> sources.Source:
+    name = data_params["source"]
+    if name == "local":
+        return sources.local_source(data_params.get("local") or {})
+    if name not in sources.SOURCES:
+        raise ValueError(f"data.source {name!r} is not supported; available: synthetic, local, {', '.join(sources.SOURCES)}")
+    src = sources.SOURCES[name]
+    if name == "totalsegmentator" and data_params.get("totalsegmentator_variant", "small") == "full":
+        url, md5 = sources.TOTALSEGMENTATOR_FULL
+        src = sources.Source(src.name, src.label_map, src.max_id, src.find_cases, url, md5, src.licence, src.note)
+    return src
+
+
+def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str, str, list[str], Callable[[str], bytes],
+                                                                            Callable[[list[str]], None], list[str]]:
+    """(root, url, member names, read member, extract members, notes) for a folder, a remote zip or an archive."""
+    folder = data_params.get("folder")
+    if src.url is None or (folder and not data_params.get("url")):
+        if not folder:
+            raise ValueError(f"data.source {src.name}: set data.folder to where the dataset is unpacked ({src.note})")
+        root = Path(folder)
+        if not root.is_dir():
+            raise ValueError(f"data.folder {root} is not a folder")
+        names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        return str(root), "", names, lambda n: (root / n).read_bytes(), lambda members: None, []
+    url, md5 = data_params.get("url") or src.url, data_params.get("md5") or src.md5
+    target = downloads / src.name
+    local = target / url.split("?")[0].rsplit("/", 1)[-1]
+    subset = bool(data_params.get("cases") or data_params.get("max_cases"))
+    members = target / "members"
+    if subset and not local.exists() and data_params.get("range_reads", True) and local.suffix == ".zip":
+        ranged, size = fetch.supports_range(url)
+        if ranged:
+            remote = fetch.RemoteFile(url, size)
+            zf = zipfile.ZipFile(remote)
+            print(f"{url}: reading single members over HTTP Range requests ({size / 1e9:.2f} GB archive)", flush=True)
+
+            def extract(names: list[str]) -> None:
+                archive.extract(zf, names, members)
+                print(f"{url}: {remote.bytes_transferred / 1e6:.1f} MB transferred in {remote.requests} requests "
+                      f"for {len(names)} files ({remote.bytes_transferred / size:.2%} of the archive)", flush=True)
+
+            return (str(members), url, archive.names(zf), zf.read, extract,
+                    ["range-read", "zip CRC-32 checked per member (no whole-archive md5)"])
+        print(f"{url}: the server ignores Range requests; downloading the whole archive", flush=True)
+    fetch.fetch(url, local, md5)
+    arc = archive.open_archive(local)
+    names = archive.names(arc)
+
+    def read(name: str) -> bytes:
+        archive.extract(arc, [name], members)
+        return (members / archive.safe_relpath(name)).read_bytes()
+
+    return str(members), url, names, read, lambda names_: archive.extract(arc, names_, members), \
+        [f"archive md5 {md5}" if md5 else "archive without a published md5"]
+
+
+def download_dataset(raw_dir: str | os.PathLike, data_params: dict, downloads: str | os.PathLike,
+                     workers: int = 1) -> pd.DataFrame:
+    """Fetch (or find) a real dataset, select the wanted cases, check, map and write them; then the manifest."""
+    src = _source(data_params)
+    root, url, names, read, extract, notes = _open(src, data_params, Path(downloads))
+    chosen = select_cases(src.find_cases(names, read), data_params, src.name)
+    print(f"{src.name}: {len(chosen)} cases selected", flush=True)
+    listed = set(names)
+    extract(sorted({f for c in chosen for f in [c.image, c.label, *c.masks.values()] if f in listed}))
+    jobs = [(str(raw_dir), root, c, src.name, url, src.label_map, src.max_id, src.annotated, notes) for c in chosen]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_ingest, jobs), total=len(jobs), desc=f"{src.name} cases", unit="case"))
+    else:
+        results = [_ingest(j) for j in tqdm(jobs, desc=f"{src.name} cases", unit="case")]
+    bad = [r for r in results if isinstance(r, str)]
+    rows = [r for r in results if isinstance(r, dict)]
+    if bad and data_params.get("on_bad_case", "fail") == "fail":
+        raise ValueError(f"{len(bad)} bad case(s) (data.on_bad_case: fail):\n" + "\n".join(bad))
+    for message in bad:
+        print(f"skipped: {message}", flush=True)
+    if len(rows) < 3:
+        raise ValueError(f"{src.name}: only {len(rows)} usable cases; the split needs at least 3")
+    return write_manifest(raw_dir, rows)
+
+
+def download(raw_dir: str | os.PathLike, data_params: dict, workers: int = 1,
+             downloads: str | os.PathLike = "data/downloads") -> pd.DataFrame:
     """Run the download step for `data.source`; the one entry point the pipeline calls."""
-    source = data_params["source"]
-    if source == "synthetic":
+    if data_params["source"] == "synthetic":
         return download_synthetic(raw_dir, synthetic.SyntheticConfig.from_params(data_params.get("synthetic", {})), workers)
-    raise ValueError(f"data.source {source!r} is not supported; available: synthetic")
+    return download_dataset(raw_dir, data_params, downloads, workers)

@@ -4,6 +4,7 @@ RAW = "data/raw"
 RAW_IMAGE = "data/raw/images/{case}.nii.gz"
 RAW_LABEL = "data/raw/labels/{case}.nii.gz"
 MANIFEST = "data/raw/manifest.tsv"
+DOWNLOADS = "data/downloads"  # archives and unpacked members: a cache for resuming, neither git nor DVC
 
 PROCESSED_IMAGE = "data/processed/images/{case}.npy"
 PROCESSED_LABEL = "data/processed/labels/{case}.npy"

@@ -34,6 +34,29 @@ def make_split(cases: list[str], seed: int, fractions: dict[str, float]) -> dict
     }
 
 
+def official_split(cases: list[str], official: dict[str, str]) -> dict[str, list[str]]:
+    """The dataset's own train/val/test subsets (manifest column `split`), for `split.use_official`."""
+    out = {"train": [], "val": [], "test": []}
+    for case in sorted(cases):
+        subset = official.get(case, "")
+        if subset not in out:
+            raise ValueError(f"split.use_official: case {case} has no official subset ({subset!r}); "
+                             "this source has no official split for it, use fractions instead")
+        out[subset].append(case)
+    empty = [k for k, v in out.items() if not v]
+    if empty:
+        raise ValueError(f"split.use_official: the official split of these cases has no {empty} case")
+    return out
+
+
+def split_cases(manifest, split_params: dict) -> dict[str, list[str]]:
+    """The pipeline's split from the manifest (a DataFrame): official if `use_official`, else seed and fractions."""
+    cases = list(manifest["case"])
+    if split_params.get("use_official"):
+        return official_split(cases, dict(zip(manifest["case"], manifest["split"])))
+    return make_split(cases, int(split_params["seed"]), split_params["fractions"])
+
+
 def write_split(split: dict[str, list[str]], path: str | os.PathLike) -> None:
     with nifti.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(split, indent=1) + "\n")

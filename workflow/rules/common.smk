@@ -1,22 +1,19 @@
 # Helpers: the path contract (one place: abdoseg.paths), case lists read after the download checkpoint.
-import pandas as pd
-
 from abdoseg import paths as P
-from abdoseg.split import make_split
+from abdoseg.download import read_manifest
+from abdoseg.split import split_cases
 
 localrules: all, data, render_all
 
 
-def all_cases(wildcards=None):
-    """Every case the download step wrote (known only after the checkpoint has run)."""
-    manifest = checkpoints.download.get().output.manifest
-    return sorted(pd.read_csv(manifest, sep="\t", dtype=str)["case"])
+def the_split():
+    """The split the split rule writes to splits.json: the dataset's own, or by seed and fractions."""
+    return split_cases(read_manifest(checkpoints.download.get().output.manifest), config["split"])
 
 
 def subset(name):
-    """Cases of one split subset; the same pure function the split rule writes to splits.json."""
-    split = config["split"]
-    return make_split(all_cases(), int(split["seed"]), split["fractions"])[name]
+    """Cases of one split subset."""
+    return the_split()[name]
 
 
 def per_case(template, name):

@@ -62,8 +62,6 @@ rule split:
         manifest=P.MANIFEST,
     output:
         P.SPLITS,
-    params:
-        cases=lambda wildcards: all_cases(),
     threads: 1
     log:
         log_path("split"),

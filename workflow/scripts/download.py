@@ -1,6 +1,7 @@
 """Snakemake script of the download checkpoint (thin: the logic is abdoseg.download)."""
+from abdoseg import paths as P
 from abdoseg import runlog
 from abdoseg.download import download
 
 with runlog.to_file(snakemake.log[0]):
-    download(snakemake.params.raw, snakemake.config["data"], workers=snakemake.threads)
+    download(snakemake.params.raw, snakemake.config["data"], workers=snakemake.threads, downloads=P.DOWNLOADS)

@@ -1,7 +1,7 @@
 """Snakemake script of the split rule (logic: abdoseg.split)."""
 from abdoseg import runlog
-from abdoseg.split import make_split, write_split
+from abdoseg.download import read_manifest
+from abdoseg.split import split_cases, write_split
 
 with runlog.to_file(snakemake.log[0]):
-    cfg = snakemake.config["split"]
-    write_split(make_split(snakemake.params.cases, int(cfg["seed"]), cfg["fractions"]), snakemake.output[0])
+    write_split(split_cases(read_manifest(snakemake.input.manifest), snakemake.config["split"]), snakemake.output[0])
