@@ -41,11 +41,10 @@ from abdoseg import download, nifti
 from abdoseg import labels as L
 from abdoseg.metrics import dice
 from abdoseg.resample import Geometry, PreprocessSpec, invert_labels, resample_case
+from abdoseg.sources import TOTALSEGMENTATOR_CLASSES
 from abdoseg.synthetic import SyntheticConfig, generate_case
 
 REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-ct"
-#: TotalSegmentator v2 class ID -> ours (liver, kidney_right, kidney_left, spleen); every other ID is background.
-TOTALSEG_TO_OURS = {5: L.LIVER, 2: L.KIDNEY_RIGHT, 3: L.KIDNEY_LEFT, 1: L.SPLEEN}
 
 OURS, MONAI = "abdoseg resample_case", "MONAI chain"  # the two methods' names in the tables
 T = TypeVar("T")
@@ -98,7 +97,7 @@ def real_ct_case(raw_dir: Path, fixture_dir: Path) -> list[Case]:
     img = nifti.load(fixture_dir / "example_ct_sm.nii.gz")
     seg = np.asanyarray(nifti.load(fixture_dir / "example_seg.nii.gz").dataobj)
     lut = np.zeros(256, np.uint8)
-    for theirs, ours in TOTALSEG_TO_OURS.items():
+    for theirs, ours in TOTALSEGMENTATOR_CLASSES.items():
         lut[theirs] = ours
     download.write_case(raw_dir, "real_ct", np.asanyarray(img.dataobj), lut[seg], img.affine, "totalsegmentator")
     return [download.raw_paths(raw_dir, "real_ct")]

@@ -9,8 +9,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 REAL_CT = REPO.parent / "shared" / "fixtures" / "real-ct"
 
-# TotalSegmentator v2 class IDs of the organs we segment (see ../shared/fixtures/real-ct/README.md)
-TOTALSEG_MAP = {5: 1, 2: 2, 3: 3, 1: 4}
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +23,9 @@ def real_ct():
     img, seg = nib.load(str(img_path)), nib.load(str(seg_path))
     raw = np.asarray(seg.dataobj)
     labels = np.zeros(raw.shape, np.uint8)
-    for src, dst in TOTALSEG_MAP.items():
+    from abdoseg.sources import TOTALSEGMENTATOR_CLASSES  # its labels are TotalSegmentator v2 classes
+
+    for src, dst in TOTALSEGMENTATOR_CLASSES.items():
         labels[raw == src] = dst
     return np.asarray(img.dataobj), labels, img.affine
 
