@@ -9,10 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FileServer:
     """Serves `files` (URL path -> bytes). `ranges` turns Range support on; `break_after` (bytes) cuts the next
-    `breaks` full-body responses short, as a dropped connection would. Records every request's Range header."""
+    `breaks` full-body responses short, as a dropped connection would; `busy` rate-limits the first requests.
+    Records every request's Range header."""
 
-    def __init__(self, files: dict[str, bytes], ranges: bool = True, break_after: int | None = None, breaks: int = 0):
+    def __init__(self, files: dict[str, bytes], ranges: bool = True, break_after: int | None = None, breaks: int = 0,
+                 busy: int = 0):
         self.files, self.ranges, self.break_after, self.breaks = files, ranges, break_after, breaks
+        self.busy = busy  # answer this many requests with 429 Too Many Requests (Retry-After: 1) first
         self.requests: list[tuple[str, str | None]] = []
         self.bytes_sent = 0
         server = self
@@ -29,7 +32,20 @@ class FileServer:
                 if body is None:
                     self.send_error(404)
                     return
+                if server.busy:
+                    server.busy -= 1
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
+                if server.ranges and m and int(m.group(1)) >= len(body):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.ranges and m:
                     start, end = int(m.group(1)), int(m.group(2) or len(body) - 1)
                     part = body[start:end + 1]

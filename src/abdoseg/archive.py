@@ -44,26 +44,41 @@ def zip_names(zf: zipfile.ZipFile) -> list[str]:
     return [i.filename for i in zf.infolist() if not i.is_dir()]
 
 
+MERGE_GAP = 8 << 20  # remote zip: members closer than this are fetched in one request (one case's files, mostly)
+MAX_SPAN = 1 << 30  # ... as long as the request stays below this
+
+
+def _member_end(info: zipfile.ZipInfo) -> int:
+    """An upper bound of where a member's bytes end (local header, name, extra field and data, with slack)."""
+    return info.header_offset + 30 + 2 * len(info.filename.encode()) + len(info.extra) + info.compress_size + 4096
+
+
 def extract_zip_members(zf: zipfile.ZipFile, names: Iterable[str], target: str | os.PathLike,
                         max_bytes: int = DEFAULT_MAX_BYTES) -> list[Path]:
     """Extract `names` from an open zip into `target`; a member already there with the right size is skipped.
 
-    zipfile checks each member's CRC-32 as it reads it, so a corrupted member fails here, by name.
+    zipfile checks each member's CRC-32 as it reads it, so a corrupted member fails here, by name. Over a
+    RemoteFile, members are taken in archive order and neighbours are fetched together (few HTTP requests).
     """
+    infos = sorted((zf.getinfo(n) for n in names), key=lambda i: i.header_offset)
+    prefetch = getattr(zf.fp, "prefetch", None)
     out = []
-    for name in names:
-        info = zf.getinfo(name)
+    for k, info in enumerate(infos):
+        name = info.filename
         dest = Path(target) / safe_relpath(name)
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             raise UnsafeArchiveError(f"archive member {name!r} is a symbolic link")
-        if info.file_size > max_bytes:
+        if max(info.file_size, info.compress_size) > max_bytes:
             raise UnsafeArchiveError(f"archive member {name!r} declares {info.file_size} bytes, over {max_bytes}")
         if not (dest.exists() and dest.stat().st_size == info.file_size):
             dest.parent.mkdir(parents=True, exist_ok=True)
-            prefetch = getattr(zf.fp, "prefetch", None)
-            if prefetch is not None:  # a RemoteFile: the whole member in one request
-                prefetch(info.header_offset, info.header_offset + 30 + 2 * len(info.filename.encode()) + len(info.extra)
-                         + info.compress_size + 4096)
+            if prefetch is not None and not zf.fp.buffered(info.header_offset, _member_end(info)):
+                end = _member_end(info)
+                for nxt in infos[k + 1:]:
+                    if nxt.header_offset - end > MERGE_GAP or _member_end(nxt) - info.header_offset > MAX_SPAN:
+                        break
+                    end = _member_end(nxt)
+                prefetch(info.header_offset, end)
             with zf.open(info) as src:
                 _copy_capped(src, dest, name, max_bytes)
         out.append(dest)

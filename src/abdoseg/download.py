@@ -10,12 +10,15 @@ before it is written; a bad case fails the step or is skipped, as `data.on_bad_c
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -25,6 +28,7 @@ from . import labels as L
 
 MANIFEST_COLUMNS = ["case", "source", "url", "sha256", "spacing", "shape", "axes", "dtype", "annotated", "split", "notes"]
 AFFINE_TOLERANCE_MM = 1e-2  # image and label affines may differ by float rounding, not by a voxel shift
+MAX_VOLUME_BYTES = 8 << 30  # a CT volume in memory; above it a header is lying (or it is not an abdominal CT)
 
 
 def raw_paths(raw_dir: str | os.PathLike, case: str) -> tuple[Path, Path]:
@@ -95,26 +99,38 @@ class BadCase(ValueError):
     """A case that fails the checks: missing file, image and labels on different grids, unknown label IDs."""
 
 
-def read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_checked(path: Path, case: str) -> nib.Nifti1Image:
+    """nifti.load, refusing a volume whose header announces more than MAX_VOLUME_BYTES (a decompression bomb)."""
+    try:
+        img = nifti.load(path)
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        raise BadCase(f"case {case}: {path.name} is corrupt or truncated ({err})") from err
+    size = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
+    if size > MAX_VOLUME_BYTES:
+        raise BadCase(f"case {case}: {path.name} announces {size / 1e9:.1f} GB of voxels, over {MAX_VOLUME_BYTES / 1e9:.0f} GB")
+    return img
+
+
+def read_image(path: Path, case: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(array, affine) of a NIfTI file or of a folder holding one DICOM series; stored integers stay integers."""
     if path.is_dir():
         return dicom.read_series(path)
-    img = nifti.load(path)
+    img = _load_checked(path, case)
     scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0
-    return (img.get_fdata(dtype=np.float32) if scaled else np.asanyarray(img.dataobj)), img.affine
+    return (img.get_fdata(dtype=np.float32) if scaled else _read_array(img, path, case)), img.affine
 
 
 def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id: int | None) -> np.ndarray:
     """A label file as integers, after checking its grid against the image's and its values against the source."""
     if not path.exists():
-        raise BadCase(f"case {case}: label file {path} is missing")
-    img = nifti.load(path)
+        raise BadCase(f"case {case}: label file {path.name} is missing")
+    img = _load_checked(path, case)
     if img.shape != shape:
         raise BadCase(f"case {case}: labels {path.name} have shape {img.shape}, the image {shape}")
     if not np.allclose(img.affine, affine, atol=AFFINE_TOLERANCE_MM):
         raise BadCase(f"case {case}: labels {path.name} and the image have different affines "
                       f"(largest difference {np.abs(img.affine - affine).max():.3g} mm)")
-    lab = np.asanyarray(img.dataobj)
+    lab = _read_array(img, path, case)
     if not np.issubdtype(lab.dtype, np.integer):
         if not np.array_equal(lab, np.round(lab)):
             raise BadCase(f"case {case}: labels {path.name} hold non-integer values")
@@ -126,17 +142,27 @@ def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id:
     return lab
 
 
+def _read_array(img, path: Path, case: str) -> np.ndarray:
+    """The voxels of a loaded NIfTI; a truncated or corrupt file is a BadCase naming the case and the file."""
+    try:
+        return np.asanyarray(img.dataobj)
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        raise BadCase(f"case {case}: {path.name} is corrupt or truncated ({err})") from err
+
+
 def ingest_case(raw_dir: str, root: str, files: sources.CaseFiles, source: str, url: str, label_map: dict[int, int],
                 max_id: int | None, annotated: list[str], notes: list[str]) -> dict:
     """Read, check, map and write one case of a real dataset; returns its manifest row or raises BadCase."""
     base = Path(root)
     image_path = base / files.image
     if not image_path.exists():
-        raise BadCase(f"case {files.case}: image {image_path} is missing")
+        raise BadCase(f"case {files.case}: image {files.image} is missing")
     try:
-        image, affine = read_image(image_path)
-    except ValueError as err:
-        raise BadCase(f"case {files.case}: {err}") from err
+        image, affine = read_image(image_path, files.case)
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        if isinstance(err, BadCase):
+            raise
+        raise BadCase(f"case {files.case}: {files.image} is corrupt or truncated ({err})") from err
     if files.label is not None:
         lab = _read_label(base / files.label, files.case, image.shape, affine, max_id)
         lut = np.zeros(int(lab.max()) + 1, np.uint8)
@@ -202,8 +228,10 @@ def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str,
             raise ValueError(f"data.folder {root} is not a folder")
         names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         return str(root), "", names, lambda n: (root / n).read_bytes(), lambda members: None, []
-    url, md5 = data_params.get("url") or src.url, data_params.get("md5") or src.md5
-    target = downloads / src.name
+    url = data_params.get("url") or src.url
+    md5 = data_params.get("md5") or src.md5  # a mirror (data.url) serves the same file
+    # one cache folder per archive URL: the small and full TotalSegmentator sets, or a mirror, never mix
+    target = downloads / src.name / hashlib.sha256(url.encode()).hexdigest()[:12]
     local = target / url.split("?")[0].rsplit("/", 1)[-1]
     subset = bool(data_params.get("cases") or data_params.get("max_cases"))
     members = target / "members"
@@ -222,6 +250,7 @@ def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str,
             return (str(members), url, archive.names(zf), zf.read, extract,
                     ["range-read", "zip CRC-32 checked per member (no whole-archive md5)"])
         print(f"{url}: the server ignores Range requests; downloading the whole archive", flush=True)
+    md5 = md5 or fetch.zenodo_md5(url)  # AMOS and FLARE22: Zenodo publishes the md5 with the record
     fetch.fetch(url, local, md5)
     arc = archive.open_archive(local)
     names = archive.names(arc)

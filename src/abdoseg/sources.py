@@ -50,12 +50,12 @@ class Source:
 
 def _pairs(names: list[str], image_re: str, label_of: Callable[[re.Match], str],
            case_of: Callable[[re.Match], str]) -> list[CaseFiles]:
-    """Cases whose image matches `image_re` and whose label file (`label_of`) is also in the listing."""
-    present = set(names)
+    """Cases whose image matches `image_re`, with the label file `label_of` names (the download step reports a
+    case whose label file is missing by name, rather than dropping it silently)."""
     cases = []
     for name in names:
         m = re.fullmatch(image_re, name)
-        if m and label_of(m) in present:
+        if m:
             cases.append(CaseFiles(case_of(m), name, label_of(m)))
     return sorted(cases, key=lambda c: c.case)
 
@@ -63,7 +63,6 @@ def _pairs(names: list[str], image_re: str, label_of: Callable[[re.Match], str],
 def _totalsegmentator(names: list[str], read: Callable[[str], bytes]) -> list[CaseFiles]:
     """sNNNN/ct.nii.gz with sNNNN/segmentations/{organ}.nii.gz; meta.csv (';'-separated) holds the official split."""
     organs = {"liver": L.LIVER, "kidney_right": L.KIDNEY_RIGHT, "kidney_left": L.KIDNEY_LEFT, "spleen": L.SPLEEN}
-    present = set(names)
     meta = [n for n in names if n.rsplit("/", 1)[-1] == "meta.csv"]
     split = {}
     if meta:
@@ -75,16 +74,17 @@ def _totalsegmentator(names: list[str], read: Callable[[str], bytes]) -> list[Ca
         if not m:
             continue
         masks = {our: f"{m.group(1)}{m.group(2)}/segmentations/{organ}.nii.gz" for organ, our in organs.items()}
-        if all(p in present for p in masks.values()):
-            cases.append(CaseFiles(m.group(2), name, None, masks, split.get(m.group(2), "")))
+        cases.append(CaseFiles(m.group(2), name, None, masks, split.get(m.group(2), "")))
     return sorted(cases, key=lambda c: c.case)
 
 
 def _amos(names: list[str], read: Callable[[str], bytes]) -> list[CaseFiles]:
-    """amos22/images{Tr,Va}/amos_NNNN.nii.gz; CT only (ids up to 500, MRI above: the dataset's readme)."""
+    """amos22/images{Tr,Va}/amos_NNNN.nii.gz (Tr and Va: the official train and validation subsets; the test
+    labels are not public); CT only (ids up to 500, MRI above: the dataset's readme)."""
     cases = _pairs(names, r"(.*)images(Tr|Va)/amos_(\d{4})\.nii\.gz",
                    lambda m: f"{m.group(1)}labels{m.group(2)}/amos_{m.group(3)}.nii.gz", lambda m: f"amos_{m.group(3)}")
-    return [c for c in cases if int(c.case.split("_")[1]) <= 500]
+    return [CaseFiles(c.case, c.image, c.label, split="train" if "/imagesTr/" in f"/{c.image}" else "val")
+            for c in cases if int(c.case.split("_")[1]) <= 500]
 
 
 def _flare22(names: list[str], read: Callable[[str], bytes]) -> list[CaseFiles]:
@@ -102,8 +102,8 @@ def _word(names: list[str], read: Callable[[str], bytes]) -> list[CaseFiles]:
 
 
 def _btcv(names: list[str], read: Callable[[str], bytes]) -> list[CaseFiles]:
-    """RawData/Training/img/imgNNNN.nii.gz with label/labelNNNN.nii.gz (the test images have no labels)."""
-    return _pairs(names, r"(.*)img/img(\d{4})\.nii\.gz", lambda m: f"{m.group(1)}label/label{m.group(2)}.nii.gz",
+    """RawData/Training/img/imgNNNN.nii.gz with label/labelNNNN.nii.gz (Testing/ has no labels: not a case)."""
+    return _pairs(names, r"(.*Training/)img/img(\d{4})\.nii\.gz", lambda m: f"{m.group(1)}label/label{m.group(2)}.nii.gz",
                   lambda m: f"btcv_{m.group(2)}")
 
 
@@ -160,10 +160,10 @@ def local_source(params: dict) -> Source:
             if not m:
                 continue
             case = m.group(1)
-            label = next((f"{labels}/{case}{ext}" for ext in (".nii.gz", ".nii") if f"{labels}/{case}{ext}" in present), None)
+            label = next((f"{labels}/{case}{ext}" for ext in (".nii", ".nii.gz") if f"{labels}/{case}{ext}" in present),
+                         f"{labels}/{case}.nii.gz")  # missing: reported by name at ingest
             image = name if m.group(2) in (".nii.gz", ".nii") else f"{images}/{case}"  # a DICOM series folder
-            if label is not None:
-                cases.setdefault(case, CaseFiles(case, image, label))
+            cases.setdefault(case, CaseFiles(case, image, label))
         return sorted(cases.values(), key=lambda c: c.case)
 
     max_id = params.get("max_id")
