@@ -23,7 +23,7 @@ from abdoseg import nifti, sources
 from abdoseg.archive import UnsafeArchiveError, extract, open_archive
 from abdoseg.download import download, read_manifest
 from abdoseg.evaluate import evaluate_case
-from abdoseg.fetch import ChecksumError, DownloadError, fetch, md5sum
+from abdoseg.fetch import ChecksumError, DownloadError, fetch, zenodo_md5
 from abdoseg.split import split_cases
 from conftest import REAL_CT
 from http_server import FileServer
@@ -170,13 +170,22 @@ def _check(raw: Path, expected: dict[str, np.ndarray], source: str) -> None:
         assert row.annotated.split(",") == sources.SOURCES[source].annotated if source in sources.SOURCES else True
 
 
-@pytest.mark.parametrize("source", ["totalsegmentator", "amos", "flare22", "msd_spleen"])
+REMOTE = ["totalsegmentator", "amos", "flare22", "msd_spleen"]
+
+
+def _archive(source: str) -> tuple[str, bytes, dict[str, np.ndarray]]:
+    """(archive file name as the source publishes it, archive bytes, expected labels) of a tiny `source`."""
+    files, expected = _layout(source)
+    name = sources.SOURCES[source].url.split("?")[0].rsplit("/", 1)[-1]
+    return name, _tar(files) if name.endswith(".tar") else _zip(files), expected
+
+
+@pytest.mark.parametrize("source", REMOTE)
 @pytest.mark.parametrize("ranges", [True, False])
 def test_remote_sources_land_every_organ_on_its_side(tmp_path, source, ranges):
-    files, expected = _layout(source)
-    blob = _tar(files) if source == "msd_spleen" else _zip(files)
-    name = sources.SOURCES[source].url.split("?")[0].rsplit("/", 1)[-1]
-    with FileServer({f"/{name}": blob}, ranges=ranges) as server:
+    """Each served with and without Range support, the first long response cut short (a dropped connection)."""
+    name, blob, expected = _archive(source)
+    with FileServer({f"/{name}": blob}, ranges=ranges, break_after=1000, breaks=1) as server:
         params = _params(source, url=server.url(f"/{name}"), md5=md5sum_bytes(blob), max_cases=3)
         download(tmp_path / "raw", params, downloads=tmp_path / "downloads")
     _check(tmp_path / "raw", {k: expected[k] for k in sorted(expected)[:3]}, source)
@@ -204,6 +213,23 @@ def test_folder_sources_land_every_organ_on_its_side(tmp_path, source):
     if source == "word":  # the folder names are WORD's official split
         split = split_cases(read_manifest(tmp_path / "raw" / "manifest.tsv"), {"use_official": True})
         assert split == {"train": ["word_0001", "word_0002"], "val": ["word_0003"], "test": ["word_0004"]}
+
+
+@pytest.mark.parametrize("source", REMOTE)
+def test_wrong_archive_checksum_fails_by_name(tmp_path, source):
+    name, blob, _ = _archive(source)
+    with FileServer({f"/{name}": blob}) as server, pytest.raises(ChecksumError, match=name):
+        download(tmp_path / "raw", _params(source, url=server.url(f"/{name}"), md5="f" * 32), downloads=tmp_path / "dl")
+    assert not (tmp_path / "raw").exists() and not any(p.is_file() for p in (tmp_path / "dl").rglob("*"))
+
+
+def test_zenodo_md5_comes_from_the_record(tmp_path):
+    """AMOS and FLARE22 publish no md5 beside the link: it is read from Zenodo's records API."""
+    record = b'{"files": [{"key": "other.zip", "checksum": "md5:00"}, {"key": "FLARE22Train.zip", "checksum": "md5:abc123"}]}'
+    with FileServer({"/api/records/7860267": record}) as server:
+        url = sources.SOURCES["flare22"].url
+        assert zenodo_md5(url, api=server.url("")) == "abc123"
+    assert zenodo_md5("https://example.org/data.zip") is None
 
 
 def test_range_reads_fetch_only_the_wanted_cases(tmp_path, capsys):

@@ -75,7 +75,7 @@ def md5sum(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def zenodo_md5(url: str, retries: int = 2, backoff: float = 1.0) -> str | None:
+def zenodo_md5(url: str, api: str = "https://zenodo.org", retries: int = 2, backoff: float = 1.0) -> str | None:
     """The md5 Zenodo publishes for a file of a record (its records API), or None for a URL that is not Zenodo's."""
     m = re.match(r"https://zenodo\.org/records?/(\d+)/files/([^?/]+)", url)
     if not m:
@@ -83,7 +83,7 @@ def zenodo_md5(url: str, retries: int = 2, backoff: float = 1.0) -> str | None:
     record, name = m.groups()
 
     def attempt() -> str | None:
-        with urllib.request.urlopen(_request(f"https://zenodo.org/api/records/{record}"), timeout=60) as resp:
+        with urllib.request.urlopen(_request(f"{api}/api/records/{record}"), timeout=60) as resp:
             files = json.load(resp).get("files", [])
         return next((f["checksum"].split(":", 1)[1] for f in files if f.get("key") == name), None)
 
