@@ -97,6 +97,8 @@ def test_round_trip_ras_lps_anisotropic_odd(axcodes, shape, spacing):
     # and the processed affine puts each organ where the original one does, in world millimetres
     proc_aff = np.array(geom.processed_affine)
     assert nifti.axcodes(proc_aff) == "RAS"
+    assert geom.original_orientation == axcodes and np.allclose(geom.original_spacing, spacing)
+    assert np.allclose(geom.spacing, SPEC.spacing, rtol=0.05)
     for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT, L.LIVER):
         w_raw = affine[:3, :3] @ np.argwhere(lab == o).mean(0) + affine[:3, 3]
         w_proc = proc_aff[:3, :3] @ np.argwhere(processed == o).mean(0) + proc_aff[:3, 3]

@@ -77,6 +77,9 @@ class Geometry:
 
     original_shape: list[int]
     original_affine: list[list[float]]
+    original_orientation: str  # axis codes of the stored array, e.g. "LPS" (the inverse flips back to it)
+    original_spacing: list[float]  # mm
+    spacing: list[float]  # mm, of the processed grid (the target spacing, stretched to fit the field of view)
     canonical_shape: list[int]
     processed_shape: list[int]  # full resampled grid, before the crop
     crop_lo: list[int]
@@ -243,6 +246,8 @@ def preprocess(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
         lab = resample_labels(canon_lab, size)[crop]
     geom = Geometry(
         original_shape=list(image.shape), original_affine=np.asarray(affine).tolist(),
+        original_orientation=nifti.axcodes(affine), original_spacing=list(nifti.spacing(affine)),
+        spacing=list(nifti.spacing(proc_aff)),
         canonical_shape=list(canon.shape),
         processed_shape=list(size), crop_lo=lo, crop_hi=hi, processed_affine=(proc_aff @ shift).tolist())
     return np.ascontiguousarray(img), None if lab is None else np.ascontiguousarray(lab), geom
