@@ -15,8 +15,9 @@ import os
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import nibabel as nib
 import numpy as np
@@ -99,55 +100,59 @@ class BadCase(ValueError):
     """A case that fails the checks: missing file, image and labels on different grids, unknown label IDs."""
 
 
-def _load_checked(path: Path, case: str) -> nib.Nifti1Image:
-    """nifti.load, refusing a volume whose header announces more than MAX_VOLUME_BYTES (a decompression bomb)."""
+READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)  # what nibabel, gzip and pydicom raise on a broken file
+
+
+@contextmanager
+def _reading(case: str, name: str) -> Iterator[None]:
+    """Turn a read error into a BadCase that names the case and the file."""
     try:
+        yield
+    except BadCase:
+        raise
+    except READ_ERRORS as err:
+        raise BadCase(f"case {case}: {name} is corrupt or truncated ({err})") from err
+
+
+def _load(path: Path, case: str) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """A NIfTI and its voxels (as stored), refusing a header that announces more than MAX_VOLUME_BYTES."""
+    with _reading(case, path.name):
         img = nifti.load(path)
-    except (OSError, EOFError, zlib.error, ValueError) as err:
-        raise BadCase(f"case {case}: {path.name} is corrupt or truncated ({err})") from err
-    size = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
-    if size > MAX_VOLUME_BYTES:
-        raise BadCase(f"case {case}: {path.name} announces {size / 1e9:.1f} GB of voxels, over {MAX_VOLUME_BYTES / 1e9:.0f} GB")
-    return img
+        size = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
+        if size > MAX_VOLUME_BYTES:
+            raise BadCase(f"case {case}: {path.name} announces {size / 1e9:.1f} GB of voxels, "
+                          f"over {MAX_VOLUME_BYTES / 1e9:.0f} GB")
+        scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0
+        return img, img.get_fdata(dtype=np.float32) if scaled else np.asanyarray(img.dataobj)
 
 
 def read_image(path: Path, case: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(array, affine) of a NIfTI file or of a folder holding one DICOM series; stored integers stay integers."""
     if path.is_dir():
-        return dicom.read_series(path)
-    img = _load_checked(path, case)
-    scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0
-    return (img.get_fdata(dtype=np.float32) if scaled else _read_array(img, path, case)), img.affine
+        with _reading(case, path.name):
+            return dicom.read_series(path)
+    img, array = _load(path, case)
+    return array, img.affine
 
 
 def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id: int | None) -> np.ndarray:
     """A label file as integers, after checking its grid against the image's and its values against the source."""
     if not path.exists():
         raise BadCase(f"case {case}: label file {path.name} is missing")
-    img = _load_checked(path, case)
+    img, lab = _load(path, case)
     if img.shape != shape:
         raise BadCase(f"case {case}: labels {path.name} have shape {img.shape}, the image {shape}")
     if not np.allclose(img.affine, affine, atol=AFFINE_TOLERANCE_MM):
         raise BadCase(f"case {case}: labels {path.name} and the image have different affines "
                       f"(largest difference {np.abs(img.affine - affine).max():.3g} mm)")
-    lab = _read_array(img, path, case)
-    if not np.issubdtype(lab.dtype, np.integer):
-        if not np.array_equal(lab, np.round(lab)):
-            raise BadCase(f"case {case}: labels {path.name} hold non-integer values")
-    lab = lab.astype(np.int32)
-    values = np.unique(lab)
-    if values[0] < 0 or (max_id is not None and values[-1] > max_id):
-        raise BadCase(f"case {case}: labels {path.name} hold IDs {sorted(set(values.tolist()) - set(range(0, (max_id or 0) + 1)))}"
-                      f" unknown to the source (IDs 0..{max_id})")
-    return lab
-
-
-def _read_array(img, path: Path, case: str) -> np.ndarray:
-    """The voxels of a loaded NIfTI; a truncated or corrupt file is a BadCase naming the case and the file."""
-    try:
-        return np.asanyarray(img.dataobj)
-    except (OSError, EOFError, zlib.error, ValueError) as err:
-        raise BadCase(f"case {case}: {path.name} is corrupt or truncated ({err})") from err
+    if not np.issubdtype(lab.dtype, np.integer) and not np.array_equal(lab, np.round(lab)):
+        raise BadCase(f"case {case}: labels {path.name} hold non-integer values")
+    values = np.unique(lab).astype(np.int64)
+    unknown = values[(values < 0) | (values > (max_id if max_id is not None else np.iinfo(np.int32).max))]
+    if unknown.size:
+        raise BadCase(f"case {case}: labels {path.name} hold IDs {unknown.tolist()} unknown to the source "
+                      f"(IDs 0..{max_id})")
+    return lab.astype(np.int32)
 
 
 def ingest_case(raw_dir: str, root: str, files: sources.CaseFiles, source: str, url: str, label_map: dict[int, int],
@@ -157,12 +162,7 @@ def ingest_case(raw_dir: str, root: str, files: sources.CaseFiles, source: str, 
     image_path = base / files.image
     if not image_path.exists():
         raise BadCase(f"case {files.case}: image {files.image} is missing")
-    try:
-        image, affine = read_image(image_path, files.case)
-    except (OSError, EOFError, zlib.error, ValueError) as err:
-        if isinstance(err, BadCase):
-            raise
-        raise BadCase(f"case {files.case}: {files.image} is corrupt or truncated ({err})") from err
+    image, affine = read_image(image_path, files.case)
     if files.label is not None:
         lab = _read_label(base / files.label, files.case, image.shape, affine, max_id)
         lut = np.zeros(int(lab.max()) + 1, np.uint8)
