@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterable
 
+from tqdm import tqdm
+
 from . import nifti
 
 DEFAULT_MAX_BYTES = 8 << 30  # per member: a CT with its labels is well below 2 GB
@@ -63,7 +65,7 @@ def extract_zip_members(zf: zipfile.ZipFile, names: Iterable[str], target: str |
     infos = sorted((zf.getinfo(n) for n in names), key=lambda i: i.header_offset)
     prefetch = getattr(zf.fp, "prefetch", None)
     out = []
-    for k, info in enumerate(infos):
+    for k, info in enumerate(tqdm(infos, desc="unpacking", unit="file", mininterval=1.0)):
         name = info.filename
         dest = Path(target) / safe_relpath(name)
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
@@ -93,7 +95,7 @@ def extract_tar_members(tf: tarfile.TarFile, names: Iterable[str], target: str |
                         max_bytes: int = DEFAULT_MAX_BYTES) -> list[Path]:
     """Extract `names` (regular files only) from an open tar into `target`."""
     out = []
-    for name in names:
+    for name in tqdm(list(names), desc="unpacking", unit="file", mininterval=1.0):
         member = tf.getmember(name)
         dest = Path(target) / safe_relpath(name)
         if not member.isfile():
