@@ -98,6 +98,23 @@ def test_report_renders_in_a_real_browser(run_dir, tmp_path):
     assert img[..., :3].std() > 10  # text, table and figures drew, not a blank page
 
 
+def test_snakemake_reruns_what_a_params_change_touches(run_dir):
+    """Each rule declares the params.yaml sections it reads: plain Snakemake reruns evaluate, not train."""
+    original = (run_dir / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["evaluate"]["nsd_tolerance_mm"] = 3.0
+    try:
+        (run_dir / "params.yaml").write_text(yaml.safe_dump(params))
+        run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "results/report.html"],
+                             cwd=run_dir, env=_env(), capture_output=True, text=True)
+    finally:
+        (run_dir / "params.yaml").write_text(original)
+    assert run.returncode == 0, run.stderr[-3000:]
+    planned = run.stdout
+    assert "rule evaluate:" in planned and "rule summarize:" in planned, planned[-3000:]
+    assert "rule train:" not in planned and "rule predict:" not in planned and "rule resample:" not in planned
+
+
 def test_dvc_runs_the_same_chain(run_dir):
     """`dvc repro` in a fresh git repository runs every stage through Snakemake; metrics and params are tracked."""
     env = _env()

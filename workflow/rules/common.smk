@@ -6,6 +6,16 @@ from abdoseg.split import split_cases
 localrules: all, data, render_all
 
 
+def section(name):
+    """A params.yaml section as a rule's params, keys sorted at every level: Snakemake reruns a rule when its
+    params change, and compares them as text, so a file rewritten in another key order is no change."""
+
+    def canonical(value):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)} if isinstance(value, dict) else value
+
+    return canonical(config[name])
+
+
 def the_split():
     """The split the split rule writes to splits.json: the dataset's own, or by seed and fractions."""
     return split_cases(read_manifest(checkpoints.download.get().output.manifest), config["split"])

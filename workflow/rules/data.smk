@@ -9,6 +9,7 @@ checkpoint download:
         labels=directory(P.RAW + "/labels"),
     params:
         raw=P.RAW,
+        data=section("data"),
     threads: workflow.cores
     log:
         log_path("download"),
@@ -30,6 +31,8 @@ rule intensity:
         labels=lambda wc: expand(P.RAW_LABEL, case=subset("train")),
     output:
         P.INTENSITY,
+    params:
+        preprocess=section("preprocess"),
     threads: 1
     log:
         log_path("intensity"),
@@ -48,6 +51,8 @@ rule resample:
         image=P.PROCESSED_IMAGE,
         label=P.PROCESSED_LABEL,
         meta=P.PROCESSED_META,
+    params:
+        preprocess=section("preprocess"),
     threads: 1
     log:
         log_path("resample", by_case=True),
@@ -62,6 +67,8 @@ rule split:
         manifest=P.MANIFEST,
     output:
         P.SPLITS,
+    params:
+        split=section("split"),
     threads: 1
     log:
         log_path("split"),

@@ -7,6 +7,8 @@ rule predict:
         model=P.MODEL_BEST,
     output:
         P.PREDICTION,
+    params:
+        predict=section("predict"),
     threads: 1
     resources:
         gpu=1,
@@ -25,6 +27,8 @@ rule evaluate:
         manifest=P.MANIFEST,
     output:
         P.CASE_METRICS,
+    params:
+        evaluate=section("evaluate"),
     threads: 1
     log:
         log_path("evaluate", by_case=True),

@@ -9,6 +9,8 @@ rule render:
     output:
         video=P.VIDEO,
         slices=P.SLICES,
+    params:
+        render=section("render"),
     threads: 1
     log:
         log_path("render", by_case=True),

@@ -10,6 +10,8 @@ rule train:
         best=P.MODEL_BEST,
         last=P.MODEL_LAST,
         log=P.TRAIN_LOG,
+    params:
+        sections={k: section(k) for k in ("augment", "model", "preprocess", "train")},
     threads: workflow.cores
     resources:
         gpu=1,

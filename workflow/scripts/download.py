@@ -4,4 +4,4 @@ from abdoseg import runlog
 from abdoseg.download import download
 
 with runlog.to_file(snakemake.log[0]):
-    download(snakemake.params.raw, snakemake.config["data"], workers=snakemake.threads, downloads=P.DOWNLOADS)
+    download(snakemake.params.raw, snakemake.params.data, workers=snakemake.threads, downloads=P.DOWNLOADS)

@@ -7,5 +7,5 @@ with runlog.to_file(snakemake.log[0]):
     case = snakemake.wildcards.case
     row = read_manifest(snakemake.input.manifest).set_index("case").loc[case]
     df = evaluate_case(case, snakemake.input.prediction, snakemake.input.label, row["annotated"].split(","),
-                       float(snakemake.config["evaluate"]["nsd_tolerance_mm"]))
+                       float(snakemake.params.evaluate["nsd_tolerance_mm"]))
     write_csv(df, snakemake.output[0])

@@ -4,6 +4,6 @@ from abdoseg.intensity import foreground_stats, write_stats
 
 with runlog.to_file(snakemake.log[0]):
     stats = foreground_stats(list(snakemake.input.images), list(snakemake.input.labels),
-                             tuple(snakemake.config["preprocess"]["percentiles"]))
+                             tuple(snakemake.params.preprocess["percentiles"]))
     print(f"intensity statistics of {stats['n_cases']} training cases: {stats}", flush=True)
     write_stats(stats, snakemake.output[0])

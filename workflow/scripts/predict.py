@@ -4,4 +4,4 @@ from abdoseg.predict import PredictSpec, predict_cases
 
 with runlog.to_file(snakemake.log[0]):
     predict_cases([snakemake.input.image], [snakemake.output[0]], snakemake.input.model,
-                  PredictSpec.from_params(snakemake.config["predict"]), threads=snakemake.threads)
+                  PredictSpec.from_params(snakemake.params.predict), threads=snakemake.threads)

@@ -5,7 +5,7 @@ from abdoseg.intensity import stats_if_needed
 from abdoseg.resample import PreprocessSpec, resample_case
 
 with runlog.to_file(snakemake.log[0]):
-    params = snakemake.config["preprocess"]
+    params = snakemake.params.preprocess
     spec = PreprocessSpec.from_params(params, stats_if_needed(params, P.INTENSITY))
     resample_case(snakemake.input.image, snakemake.input.label, spec,
                   snakemake.output.image, snakemake.output.label, snakemake.output.meta)

@@ -4,4 +4,4 @@ from abdoseg.download import read_manifest
 from abdoseg.split import split_cases, write_split
 
 with runlog.to_file(snakemake.log[0]):
-    write_split(split_cases(read_manifest(snakemake.input.manifest), snakemake.config["split"]), snakemake.output[0])
+    write_split(split_cases(read_manifest(snakemake.input.manifest), snakemake.params.split), snakemake.output[0])

@@ -11,4 +11,4 @@ with runlog.to_file(snakemake.log[0]):
     split = read_split(snakemake.input.split)
     train(dict(snakemake.config), split["train"], split["val"], P.PROCESSED_IMAGE, P.PROCESSED_LABEL,
           Path(snakemake.output.best).parent, threads=snakemake.threads,
-          intensity_stats=stats_if_needed(snakemake.config["preprocess"], P.INTENSITY))
+          intensity_stats=stats_if_needed(snakemake.params.sections["preprocess"], P.INTENSITY))
