@@ -10,6 +10,7 @@ before it is written; a bad case fails the step or is skipped, as `data.on_bad_c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import zipfile
@@ -212,7 +213,7 @@ def _source(data_params: dict) -> sources.Source:
     src = sources.SOURCES[name]
     if name == "totalsegmentator" and data_params.get("totalsegmentator_variant", "small") == "full":
         url, md5 = sources.TOTALSEGMENTATOR_FULL
-        src = sources.Source(src.name, src.label_map, src.max_id, src.find_cases, url, md5, src.licence, src.note)
+        src = dataclasses.replace(src, url=url, md5=md5)
     return src
 
 
