@@ -430,3 +430,13 @@ def test_real_ct_through_the_local_source(tmp_path):
     raw_seg = np.asarray(nifti.load(REAL_CT / "example_seg.nii.gz").dataobj)
     for theirs, ours in sources.TOTALSEGMENTATOR_CLASSES.items():
         np.testing.assert_array_equal(lab == ours, raw_seg == theirs)
+
+
+def test_full_totalsegmentator_variant_and_unknown_sources():
+    from abdoseg.download import _source
+
+    full = _source({"source": "totalsegmentator", "totalsegmentator_variant": "full"})
+    assert (full.url, full.md5) == sources.TOTALSEGMENTATOR_FULL
+    assert _source({"source": "totalsegmentator"}).md5 == "6b5524af4b15e6ba06ef2d700c0c73e0"
+    with pytest.raises(ValueError, match="not supported; available"):
+        _source({"source": "kits"})
