@@ -96,6 +96,25 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _split_folder(i: int) -> str:
+    return ["Tr", "Tr", "Val", "Ts"][(i - 1) % 4]
+
+
+# source -> (case index, number of cases) -> (case ID, image path, label path), as each dataset names them
+LAYOUTS = {
+    "amos": lambda i, n: (f"amos_{i:04d}", *(f"amos22/{kind}{'Tr' if i <= n // 2 else 'Va'}/amos_{i:04d}.nii.gz"
+                                            for kind in ("images", "labels"))),
+    "flare22": lambda i, n: (f"FLARE22_Tr_{i:04d}", f"FLARE22Train/images/FLARE22_Tr_{i:04d}_0000.nii.gz",
+                             f"FLARE22Train/labels/FLARE22_Tr_{i:04d}.nii.gz"),
+    "word": lambda i, n: (f"word_{i:04d}", *(f"WORD-V0.1.0/{kind}{_split_folder(i)}/word_{i:04d}.nii.gz"
+                                            for kind in ("images", "labels"))),
+    "btcv": lambda i, n: (f"btcv_{i:04d}", f"RawData/Training/img/img{i:04d}.nii.gz",
+                          f"RawData/Training/label/label{i:04d}.nii.gz"),
+    "msd_spleen": lambda i, n: (f"spleen_{i * 3}", f"Task09_Spleen/imagesTr/spleen_{i * 3}.nii.gz",
+                                f"Task09_Spleen/labelsTr/spleen_{i * 3}.nii.gz"),
+}
+
+
 def _layout(source: str, n: int = 4) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
     """The files of a tiny `source` dataset in its own layout, and our expected labels per case ID."""
     files, expected = {}, {}
@@ -115,23 +134,9 @@ def _layout(source: str, n: int = 4) -> tuple[dict[str, bytes], dict[str, np.nda
     for i in range(1, n + 1):
         image, theirs, ours, affine = _case(i, ids, other, "LPS" if i % 2 else "RAS")
         img, lab = _nii(image, affine), _nii(theirs, affine)
-        if source == "amos":
-            sub = "Tr" if i <= n // 2 else "Va"
-            case = f"amos_{i:04d}"
-            files[f"amos22/images{sub}/{case}.nii.gz"], files[f"amos22/labels{sub}/{case}.nii.gz"] = img, lab
-        elif source == "flare22":
-            case = f"FLARE22_Tr_{i:04d}"
-            files[f"FLARE22Train/images/{case}_0000.nii.gz"], files[f"FLARE22Train/labels/{case}.nii.gz"] = img, lab
-        elif source == "word":
-            sub = ["Tr", "Tr", "Val", "Ts"][(i - 1) % 4]
-            case = f"word_{i:04d}"
-            files[f"WORD-V0.1.0/images{sub}/{case}.nii.gz"], files[f"WORD-V0.1.0/labels{sub}/{case}.nii.gz"] = img, lab
-        elif source == "btcv":
-            case = f"btcv_{i:04d}"
-            files[f"RawData/Training/img/img{i:04d}.nii.gz"], files[f"RawData/Training/label/label{i:04d}.nii.gz"] = img, lab
-        elif source == "msd_spleen":
-            case = f"spleen_{i * 3}"
-            files[f"Task09_Spleen/imagesTr/{case}.nii.gz"], files[f"Task09_Spleen/labelsTr/{case}.nii.gz"] = img, lab
+        case, image_path, label_path = LAYOUTS[source](i, n)
+        files[image_path], files[label_path] = img, lab
+        if source == "msd_spleen":
             files[f"Task09_Spleen/imagesTr/._{case}.nii.gz"] = b"\0\5\26\7 macOS resource fork"
         expected[case] = ours
     if source == "amos":  # an MRI case (id above 500) and dataset.json: neither is a CT case
