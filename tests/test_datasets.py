@@ -175,13 +175,16 @@ def _check(raw: Path, expected: dict[str, np.ndarray], source: str) -> None:
         assert row.annotated.split(",") == sources.SOURCES[source].annotated if source in sources.SOURCES else True
 
 
-REMOTE = ["totalsegmentator", "amos", "flare22", "msd_spleen"]
+# word and btcv have no public URL (a drive link, a Synapse login): served here as a lab's own copy (data.url)
+REMOTE = ["totalsegmentator", "amos", "flare22", "msd_spleen", "word", "btcv"]
+OWN_COPIES = {"word": "WORD-V0.1.0.zip", "btcv": "RawData.zip"}
 
 
 def _archive(source: str) -> tuple[str, bytes, dict[str, np.ndarray]]:
     """(archive file name as the source publishes it, archive bytes, expected labels) of a tiny `source`."""
     files, expected = _layout(source)
-    name = sources.SOURCES[source].url.split("?")[0].rsplit("/", 1)[-1]
+    url = sources.SOURCES[source].url
+    name = url.split("?")[0].rsplit("/", 1)[-1] if url else OWN_COPIES[source]
     return name, _tar(files) if name.endswith(".tar") else _zip(files), expected
 
 

@@ -221,15 +221,16 @@ def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str,
                                                                             Callable[[list[str]], None], list[str]]:
     """(root, url, member names, read member, extract members, notes) for a folder, a remote zip or an archive."""
     folder = data_params.get("folder")
-    if src.url is None or (folder and not data_params.get("url")):
+    url = data_params.get("url") or src.url  # data.url: a mirror, or your own copy of a folder-only dataset's archive
+    if url is None or (folder and not data_params.get("url")):
         if not folder:
-            raise ValueError(f"data.source {src.name}: set data.folder to where the dataset is unpacked ({src.note})")
+            raise ValueError(f"data.source {src.name}: set data.folder to where the dataset is unpacked, or data.url "
+                             f"to an archive of it ({src.note})")
         root = Path(folder)
         if not root.is_dir():
             raise ValueError(f"data.folder {root} is not a folder")
         names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         return str(root), "", names, lambda n: (root / n).read_bytes(), lambda members: None, []
-    url = data_params.get("url") or src.url
     md5 = data_params.get("md5") or src.md5  # a mirror (data.url) serves the same file
     # one cache folder per archive URL: the small and full TotalSegmentator sets, or a mirror, never mix
     target = downloads / src.name / hashlib.sha256(url.encode()).hexdigest()[:12]
