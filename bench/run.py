@@ -21,18 +21,11 @@ from abdoseg import download, nifti
 from abdoseg.resample import PreprocessSpec, invert_labels, preprocess
 from abdoseg.synthetic import SyntheticConfig, generate_case
 
-from resample_vs_monai import bench_resample_vs_monai  # bench/ is on sys.path when this runs as a script
-
-REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-ct"
-
+from resample_vs_monai import REAL_CT, bench_resample_vs_monai, median_time  # bench/ is on sys.path as a script
 
 def timed(fn, repeat: int = 3) -> float:
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+    """Median wall time of `repeat` calls of `fn`."""
+    return median_time(fn, repeat)[0]
 
 
 def machine() -> str:

@@ -68,11 +68,8 @@ def retrying(what: str, attempt: Callable[[], T], retries: int, backoff: float) 
 
 
 def md5sum(path: str | os.PathLike) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def zenodo_md5(url: str, api: str = "https://zenodo.org", retries: int = 2, backoff: float = 1.0) -> str | None:

@@ -70,8 +70,5 @@ def spacing(affine: np.ndarray) -> tuple[float, float, float]:
 
 def sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

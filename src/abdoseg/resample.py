@@ -179,6 +179,8 @@ def resample_labels(labels: np.ndarray, size: tuple[int, int, int]) -> np.ndarra
     organ_sum = np.zeros(size, np.float32)
     best = np.zeros(size, np.float32)
     out = np.zeros(size, np.uint8)
+    weights = [_axis_weights(labels.shape[d], size[d]) for d in range(3)]
+    order = sorted(range(3), key=lambda d: size[d] / labels.shape[d])  # shrink first, as in `resize`
     for c in range(1, L.NUM_CLASSES):
         mask = labels == c
         if not mask.any():
@@ -186,7 +188,7 @@ def resample_labels(labels: np.ndarray, size: tuple[int, int, int]) -> np.ndarra
         in_box, out_box = [], []
         for d in range(3):
             idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d)))
-            i0, w = _axis_weights(labels.shape[d], size[d])
+            i0, w = weights[d]
             # output voxels whose two input neighbours touch the organ's extent
             touch = np.flatnonzero((i0 + (w > 0) >= idx[0]) & (i0 <= idx[-1]))
             lo = int(i0[touch[0]])
@@ -194,7 +196,6 @@ def resample_labels(labels: np.ndarray, size: tuple[int, int, int]) -> np.ndarra
             in_box.append(slice(lo, hi))
             out_box.append(slice(int(touch[0]), int(touch[-1]) + 1))
         score = mask[tuple(in_box)].astype(np.float32)
-        order = sorted(range(3), key=lambda d: size[d] / labels.shape[d])  # shrink first, as in `resize`
         for d in order:
             score = _linear_axis(score, d, size[d], labels.shape[d], out_box[d], in_box[d].start)
         box = tuple(out_box)
