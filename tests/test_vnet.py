@@ -28,6 +28,19 @@ def test_light_settings_train_a_step(base, depth, kernel, norm):
     assert all(p.grad is not None for p in net.parameters())
 
 
+def test_deep_supervision_adds_coarse_outputs_in_training_only():
+    net = VNet(1, 5, 4, 3, 3, "instance", deep_supervision=2)
+    x = torch.randn(2, 1, 32, 24, 16)
+    outs = net.train()(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 5, 32, 24, 16), (2, 5, 16, 12, 8), (2, 5, 8, 6, 4)]
+    sum(o.mean() for o in outs).backward()
+    assert all(p.grad is not None for p in net.parameters())  # every head is trained
+    with torch.no_grad():
+        assert net.eval()(x).shape == (2, 5, 32, 24, 16)  # inference sees one full-resolution output
+    with pytest.raises(ValueError, match="deep_supervision"):
+        VNet(1, 5, 4, 2, 3, "instance", deep_supervision=2)
+
+
 def test_bad_sizes_and_settings_are_clear_errors():
     with pytest.raises(ValueError, match="divisible by 8"):
         VNet(1, 5, 4, 3, 3, "instance")(torch.zeros(1, 1, 20, 16, 16))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
-from monai.losses import DiceCELoss
+from monai.losses import DeepSupervisionLoss, DiceCELoss
 from tqdm import tqdm
 
 from . import labels as L
@@ -125,6 +125,10 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     epochs = int(tp["epochs"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=float(tp["lr"]) * float(tp["lr_min_factor"]))
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    # with model.deep_supervision, the same loss at each coarser output too, weighted 1, 1/2, 1/4, ... and
+    # normalised to sum 1 (nnU-Net's weights) so that the logged training loss keeps its scale
+    weights = [0.5 ** level for level in range(1 + int(mp.get("deep_supervision", 0)))]
+    train_loss_fn = DeepSupervisionLoss(loss_fn, weights=[w / sum(weights) for w in weights])
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     steps = max(1, int(tp["patches_per_epoch"]) // int(tp["batch_size"]))
 
@@ -160,7 +164,7 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
             x, y = x.to(device), y.to(device)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=device.type == "cuda"):
-                loss = loss_fn(model(x), y[:, None])
+                loss = train_loss_fn(model(x), y[:, None].float())  # float: the targets are resized for coarse outputs
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()

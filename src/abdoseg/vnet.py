@@ -85,16 +85,22 @@ class VNet(nn.Module):
         norm: "batch" (paper, MONAI), "instance" or "none".
         convs_per_level: convolutions in the down stages 1..depth; the up stages mirror them.
         dropout: probability of channel dropout before the deepest stages (0 disables).
+        deep_supervision: extra 1x1x1 class heads on this many coarser decoder stages (0: none, the paper's).
+            In training mode the forward pass then returns [full-resolution logits, half, quarter, ...] for a
+            loss at every scale (nnU-Net's deep supervision); in eval mode only the full-resolution logits.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 5, base_channels: int = 16, depth: int = 4,
-                 kernel_size: int = 5, norm: str = "batch", convs_per_level: list[int] | None = None, dropout: float = 0.0):
+                 kernel_size: int = 5, norm: str = "batch", convs_per_level: list[int] | None = None, dropout: float = 0.0,
+                 deep_supervision: int = 0):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"model.kernel_size must be odd, not {kernel_size}")
         convs = list(convs_per_level or [1, 2, 3, 2][:depth] + [2] * max(0, depth - 4))
         if len(convs) != depth:
             raise ValueError(f"model.convs_per_level needs {depth} entries (one per level), got {convs}")
+        if not 0 <= deep_supervision < depth:
+            raise ValueError(f"model.deep_supervision must be between 0 and depth - 1 ({depth - 1}), not {deep_supervision}")
         self.depth = depth
         self.base = base_channels
         self.in_conv = nn.Sequential(nn.Conv3d(in_channels, base_channels, kernel_size, padding=kernel_size // 2),
@@ -115,8 +121,10 @@ class VNet(nn.Module):
         # the paper's head: a 1x1x1 convolution to one map per class. (MONAI adds a normalised k^3 convolution
         # before it; normalising the class maps slowed training markedly here, see docs/benchmarks.md.)
         self.out = nn.Conv3d(cin, out_channels, 1)
+        # heads on the up stages just above the last one, finest first: up stage -2 gives half resolution, ...
+        self.heads = nn.ModuleList(nn.Conv3d(2 * enc[level], out_channels, 1) for level in range(1, deep_supervision + 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         for d in range(2, 5):
             if x.shape[d] % 2 ** self.depth:
                 raise ValueError(f"VNet input size {tuple(x.shape[2:])} must be divisible by {2 ** self.depth}")
@@ -127,13 +135,19 @@ class VNet(nn.Module):
             h = down(h)
             skips.append(h)
         skips.pop()
+        coarse = []
         for up in self.ups:
             h = up(h, skips.pop())
-        return self.out(h)
+            coarse.append(h)
+        if not (self.training and len(self.heads)):
+            return self.out(h)
+        # coarse[-2] is half resolution, coarse[-3] a quarter, ...
+        return [self.out(h), *(head(coarse[-2 - i]) for i, head in enumerate(self.heads))]
 
 
 def build(model_params: dict, in_channels: int = 1, out_channels: int = 5) -> VNet:
     """Build the VNet from the `model` section of params.yaml."""
     return VNet(in_channels, out_channels, base_channels=int(model_params["base_channels"]), depth=int(model_params["depth"]),
                 kernel_size=int(model_params["kernel_size"]), norm=str(model_params["norm"]),
-                convs_per_level=model_params.get("convs_per_level"), dropout=float(model_params.get("dropout", 0.0)))
+                convs_per_level=model_params.get("convs_per_level"), dropout=float(model_params.get("dropout", 0.0)),
+                deep_supervision=int(model_params.get("deep_supervision", 0)))
