@@ -72,16 +72,16 @@ def bench_resample(n: int) -> list[tuple[str, str]]:
 
 def bench_train_step(params_path: Path) -> list[tuple[str, str]]:
     import yaml
-    from monai.losses import DiceCELoss
 
     from abdoseg import vnet
+    from abdoseg.train import training_loss
 
     params = yaml.safe_load(params_path.read_text())
     net = vnet.build(params["model"])
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    loss_fn = training_loss(params["model"])
     bs, patch = int(params["train"]["batch_size"]), params["train"]["patch_size"]
-    x, y = torch.rand(bs, 1, *patch), torch.randint(0, 5, (bs, 1, *patch))
+    x, y = torch.rand(bs, 1, *patch), torch.randint(0, 5, (bs, 1, *patch)).float()
 
     def step():
         opt.zero_grad()

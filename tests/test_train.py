@@ -85,3 +85,19 @@ def test_checkpoint_carries_what_inference_needs(setup, tmp_path):
     assert {"train_loss", "val_loss", "dice_liver", "dice_kidney_right", "dice_kidney_left", "dice_spleen", "lr",
             "seconds"} <= set(log.columns)
     assert np.isfinite(log.train_loss).all() and log.val_loss.notna().all()
+
+
+def test_training_loss_weights_the_coarse_outputs_and_keeps_its_scale():
+    from monai.losses import DiceCELoss
+
+    from abdoseg.train import training_loss
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 5, 16, 16, 16), torch.randint(0, 5, (2, 1, 16, 16, 16))
+    plain = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, labels)
+    assert torch.isclose(training_loss({"deep_supervision": 0})(logits, labels.float()), plain)
+    coarse = torch.randn(2, 5, 8, 8, 8)
+    both = training_loss({"deep_supervision": 1})([logits, coarse], labels.float())
+    small = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(
+        coarse, labels[:, :, 1::2, 1::2, 1::2])  # nearest-exact picks the second voxel of each pair
+    assert torch.isclose(both, (2 * plain + small) / 3)

@@ -71,6 +71,14 @@ def checkpoint_meta(params: dict, train_cases: list[str], val_cases: list[str], 
             "train_cases": train_cases, "val_cases": val_cases}
 
 
+def training_loss(model_params: dict) -> DeepSupervisionLoss:
+    """Dice + cross-entropy; with `model.deep_supervision`, also at each coarser output, with weights 1, 1/2,
+    1/4, ... normalised to sum 1 (nnU-Net's), so that the logged loss keeps its scale. Takes float labels."""
+    weights = [0.5 ** level for level in range(1 + int(model_params.get("deep_supervision", 0)))]
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    return DeepSupervisionLoss(dice_ce, weights=[w / sum(weights) for w in weights])
+
+
 def _save(obj: dict, path: Path) -> None:
     with nifti.atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -124,11 +132,8 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     optimiser = torch.optim.AdamW(model.parameters(), lr=float(tp["lr"]), weight_decay=float(tp["weight_decay"]))
     epochs = int(tp["epochs"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=float(tp["lr"]) * float(tp["lr_min_factor"]))
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
-    # with model.deep_supervision, the same loss at each coarser output too, weighted 1, 1/2, 1/4, ... and
-    # normalised to sum 1 (nnU-Net's weights) so that the logged training loss keeps its scale
-    weights = [0.5 ** level for level in range(1 + int(mp.get("deep_supervision", 0)))]
-    train_loss_fn = DeepSupervisionLoss(loss_fn, weights=[w / sum(weights) for w in weights])
+    train_loss_fn = training_loss(mp)
+    loss_fn = train_loss_fn.loss  # validation scores the full-resolution output only
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     steps = max(1, int(tp["patches_per_epoch"]) // int(tp["batch_size"]))
 
