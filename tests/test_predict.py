@@ -20,7 +20,7 @@ from conftest import REPO
 def checkpoint(tmp_path_factory):
     """An untrained tiny model in a real checkpoint (inference plumbing does not need a trained one)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"].update(base_channels=4, depth=2)
+    params["model"].update(base_channels=4, depth=2, deep_supervision=1)  # a checkpoint with a training-only head
     params["train"]["patch_size"] = [32, 32, 32]
     params["preprocess"]["spacing"] = [5.0, 5.0, 5.0]
     torch.manual_seed(0)
