@@ -14,10 +14,11 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 
 from abdoseg import labels as L  # noqa: E402
+from abdoseg import real_ct  # noqa: E402
 from abdoseg.synthetic import SyntheticConfig, case_name, generate_case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared" / "fixtures" / "real-ct"
+REAL = real_ct.FOLDER  # the real CT bundled with the package
 
 
 def canonical(image: np.ndarray, labels: np.ndarray, affine: np.ndarray):

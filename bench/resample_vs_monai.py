@@ -37,14 +37,14 @@ from monai.transforms import (Compose, CropForegroundd, EnsureChannelFirstd, Loa
 from monai.utils import TraceKeys
 from scipy import ndimage
 
-from abdoseg import download, nifti
+from abdoseg import download, nifti, real_ct
 from abdoseg import labels as L
 from abdoseg.metrics import dice
 from abdoseg.resample import Geometry, PreprocessSpec, invert_labels, resample_case
 from abdoseg.sources import TOTALSEGMENTATOR_CLASSES
 from abdoseg.synthetic import SyntheticConfig, generate_case
 
-REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-ct"
+REAL_CT = real_ct.FOLDER  # the real CT bundled with the package
 
 OURS, MONAI = "abdoseg resample_case", "MONAI chain"  # the two methods' names in the tables
 T = TypeVar("T")

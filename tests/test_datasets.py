@@ -25,7 +25,7 @@ from abdoseg.download import download, read_manifest
 from abdoseg.evaluate import evaluate_case
 from abdoseg.fetch import ChecksumError, DownloadError, fetch, zenodo_md5
 from abdoseg.split import split_cases
-from conftest import REAL_CT
+from abdoseg import real_ct
 from http_server import FileServer
 
 @pytest.fixture(autouse=True)
@@ -421,12 +421,10 @@ def test_dicom_series_ingest_with_geometry(tmp_path):
 
 def test_real_ct_through_the_local_source(tmp_path):
     """The real CT fixture with TotalSegmentator's class map: every organ present, on the patient's side."""
-    if not (REAL_CT / "example_ct_sm.nii.gz").exists():
-        pytest.skip("../shared/fixtures/real-ct is absent")
     for sub, name in (("images", "example_ct_sm.nii.gz"), ("labels", "example_seg.nii.gz")):
         (tmp_path / "data" / sub).mkdir(parents=True)
         for n in range(3):  # the split needs three cases; the same scan three times
-            (tmp_path / "data" / sub / f"real{n}.nii.gz").symlink_to(REAL_CT / name)
+            (tmp_path / "data" / sub / f"real{n}.nii.gz").symlink_to(real_ct.FOLDER / name)
     params = _params("local", folder=str(tmp_path / "data"),
                      local={"label_map": sources.TOTALSEGMENTATOR_CLASSES, "max_id": 117})
     download(tmp_path / "raw", params, downloads=tmp_path / "dl")
@@ -435,7 +433,7 @@ def test_real_ct_through_the_local_source(tmp_path):
     assert set(np.unique(lab)) == {0, *L.ORGANS}
     x = {o: (lab_img.affine[:3, :3] @ np.argwhere(lab == o).mean(0) + lab_img.affine[:3, 3])[0] for o in L.ORGANS}
     assert x[L.KIDNEY_RIGHT] > x[L.KIDNEY_LEFT] and x[L.LIVER] > x[L.SPLEEN], x
-    raw_seg = np.asarray(nifti.load(REAL_CT / "example_seg.nii.gz").dataobj)
+    raw_seg = np.asarray(nifti.load(real_ct.REFERENCE).dataobj)
     for theirs, ours in sources.TOTALSEGMENTATOR_CLASSES.items():
         np.testing.assert_array_equal(lab == ours, raw_seg == theirs)
 
