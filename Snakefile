@@ -1,4 +1,4 @@
-# abdoseg: download -> resample -> split -> train -> predict -> evaluate -> summarize -> render -> report.
+# abdoseg: download -> preprocess -> split -> train -> predict -> evaluate -> summarize -> render -> report.
 # `snakemake --cores all results/report.html`; DVC runs the same rules stage by stage (dvc.yaml).
 from snakemake.utils import min_version, validate
 

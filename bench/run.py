@@ -1,7 +1,7 @@
 """Speed benchmarks of the pipeline's steps, in-process (no Snakemake start-up), on this machine.
 
 `make bench` runs it; it prints a Markdown table and the machine, then the resample step against MONAI's chain
-(resample_vs_monai.py, issue #5), which go into docs/benchmarks.md.
+(preprocess_vs_monai.py, issue #5), which go into docs/benchmarks.md.
 Each figure is the median of repeated runs; nothing here is a test and nothing asserts a time.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from abdoseg import download, nifti
-from abdoseg.resample import PreprocessSpec, invert_labels, preprocess
+from abdoseg import ingest, nifti
+from abdoseg.preprocess import PreprocessSpec, invert_labels, preprocess
 from abdoseg.synthetic import SyntheticConfig, generate_case
 
-from resample_vs_monai import REAL_CT, bench_resample_vs_monai, median_time  # bench/ is on sys.path as a script
+from preprocess_vs_monai import REAL_CT, bench_preprocess_vs_monai, median_time  # bench/ is on sys.path as a script
 
 def timed(fn, repeat: int = 3) -> float:
     """Median wall time of `repeat` calls of `fn`."""
@@ -47,7 +47,7 @@ def bench_synthetic(n: int) -> list[tuple[str, str]]:
         t = time.perf_counter()
         for i in range(n):
             c = generate_case(i, cfg)
-            download.write_case(tmp, f"c{i}", c.image, c.labels, c.affine, "synthetic")
+            ingest.write_case(tmp, f"c{i}", c.image, c.labels, c.affine, "synthetic")
         total = (time.perf_counter() - t) / n
     return [("synthetic: generate one default case (median)", f"{statistics.median(gen):.2f} s"),
             ("synthetic: generate + write NIfTI (mean)", f"{total:.2f} s")]
@@ -96,7 +96,8 @@ def _predict_child(ckpt: str, src: str, out: str, overlap: float, queue) -> None
     """Predict in a fresh process, so that its peak memory is the prediction's own."""
     import resource
 
-    from abdoseg.predict import PredictSpec, StageTimer, load_model, predict_file
+    from abdoseg.inference import load_model
+    from abdoseg.predict import PredictSpec, StageTimer, predict_file
 
     torch.set_num_threads(2)
     timer = StageTimer()
@@ -150,7 +151,7 @@ def main() -> None:
     print("| what | figure |\n|---|---|")
     for what, value in rows:
         print(f"| {what} | {value} |")
-    print("\n" + bench_resample_vs_monai(Path(args.params), args.cases, REAL_CT))
+    print("\n" + bench_preprocess_vs_monai(Path(args.params), args.cases, REAL_CT))
 
 
 if __name__ == "__main__":

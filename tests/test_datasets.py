@@ -19,9 +19,9 @@ import pytest
 
 from abdoseg import fetch as fetch_module
 from abdoseg import labels as L
-from abdoseg import nifti, sources
+from abdoseg import files, nifti, sources
 from abdoseg.archive import UnsafeArchiveError, extract, open_archive
-from abdoseg.download import download, read_manifest
+from abdoseg.ingest import ingest, read_manifest
 from abdoseg.evaluate import evaluate_case
 from abdoseg.fetch import ChecksumError, DownloadError, fetch, zenodo_md5
 from abdoseg.split import split_cases
@@ -171,7 +171,7 @@ def _check(raw: Path, expected: dict[str, np.ndarray], source: str) -> None:
         assert world_x[L.SPLEEN] < 0, (source, row.case)
         assert row.source == source and row.shape == "x".join(map(str, SHAPE)) and row.axes in ("RAS", "LPS")
         assert row.spacing == "x".join(f"{s:.4g}" for s in SPACING)
-        assert row.sha256 == nifti.sha256(raw / "images" / f"{row.case}.nii.gz")
+        assert row.sha256 == files.sha256(raw / "images" / f"{row.case}.nii.gz")
         assert row.annotated.split(",") == sources.SOURCES[source].annotated if source in sources.SOURCES else True
 
 
@@ -195,7 +195,7 @@ def test_remote_sources_land_every_organ_on_its_side(tmp_path, source, ranges):
     name, blob, expected = _archive(source)
     with FileServer({f"/{name}": blob}, ranges=ranges, break_after=1000, breaks=1) as server:
         params = _params(source, url=server.url(f"/{name}"), md5=md5sum_bytes(blob), max_cases=3)
-        download(tmp_path / "raw", params, downloads=tmp_path / "downloads")
+        ingest(tmp_path / "raw", params, downloads=tmp_path / "downloads")
     _check(tmp_path / "raw", {k: expected[k] for k in sorted(expected)[:3]}, source)
     # a zip on a server with ranges is read member by member; otherwise the archive comes whole, md5-checked
     whole = any((tmp_path / "downloads" / source).rglob(name))
@@ -215,8 +215,8 @@ def test_folder_sources_land_every_organ_on_its_side(tmp_path, source):
         (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "data" / name).write_bytes(data)
     with pytest.raises(ValueError, match="data.folder"):
-        download(tmp_path / "raw", _params(source), downloads=tmp_path / "downloads")
-    download(tmp_path / "raw", _params(source, folder=str(tmp_path / "data")), downloads=tmp_path / "downloads")
+        ingest(tmp_path / "raw", _params(source), downloads=tmp_path / "downloads")
+    ingest(tmp_path / "raw", _params(source, folder=str(tmp_path / "data")), downloads=tmp_path / "downloads")
     _check(tmp_path / "raw", expected, source)
     if source == "word":  # the folder names are WORD's official split
         split = split_cases(read_manifest(tmp_path / "raw" / "manifest.tsv"), {"use_official": True})
@@ -227,7 +227,7 @@ def test_folder_sources_land_every_organ_on_its_side(tmp_path, source):
 def test_wrong_archive_checksum_fails_by_name(tmp_path, source):
     name, blob, _ = _archive(source)
     with FileServer({f"/{name}": blob}) as server, pytest.raises(ChecksumError, match=name):
-        download(tmp_path / "raw", _params(source, url=server.url(f"/{name}"), md5="f" * 32), downloads=tmp_path / "dl")
+        ingest(tmp_path / "raw", _params(source, url=server.url(f"/{name}"), md5="f" * 32), downloads=tmp_path / "dl")
     assert not (tmp_path / "raw").exists() and not any(p.is_file() for p in (tmp_path / "dl").rglob("*"))
 
 
@@ -247,7 +247,7 @@ def test_range_reads_fetch_only_the_wanted_cases(tmp_path, capsys):
         files[f"s{i:04d}/segmentations/colon.nii.gz"] = rng.bytes(300_000)
     blob = _zip(files)
     with FileServer({"/ts.zip": blob}) as server:
-        download(tmp_path / "raw", _params("totalsegmentator", url=server.url("/ts.zip"), max_cases=3),
+        ingest(tmp_path / "raw", _params("totalsegmentator", url=server.url("/ts.zip"), max_cases=3),
                  downloads=tmp_path / "downloads")
         sent = server.bytes_sent
     assert sent < len(blob) / 2, (sent, len(blob))
@@ -266,10 +266,10 @@ def test_explicit_case_list_and_unknown_cases(tmp_path):
     blob = _zip(files)
     with FileServer({"/f.zip": blob}) as server:
         wanted = ["FLARE22_Tr_0005", "FLARE22_Tr_0002", "FLARE22_Tr_0003"]
-        download(tmp_path / "raw", _params("flare22", url=server.url("/f.zip"), cases=wanted), downloads=tmp_path / "dl")
+        ingest(tmp_path / "raw", _params("flare22", url=server.url("/f.zip"), cases=wanted), downloads=tmp_path / "dl")
         assert sorted(read_manifest(tmp_path / "raw" / "manifest.tsv")["case"]) == sorted(wanted)
         with pytest.raises(ValueError, match=r"\['FLARE22_Tr_0042'\] not in flare22"):
-            download(tmp_path / "raw2", _params("flare22", url=server.url("/f.zip"), cases=["FLARE22_Tr_0042"]),
+            ingest(tmp_path / "raw2", _params("flare22", url=server.url("/f.zip"), cases=["FLARE22_Tr_0042"]),
                      downloads=tmp_path / "dl")
 
 
@@ -368,10 +368,10 @@ def test_bad_cases_fail_by_name_or_are_skipped(tmp_path, problem):
         (tmp_path / "data" / name).write_bytes(data)
     params = _params(source, folder=str(tmp_path / "data"))
     with pytest.raises(ValueError, match=bad) as err:
-        download(tmp_path / "raw", params, downloads=tmp_path / "dl")
+        ingest(tmp_path / "raw", params, downloads=tmp_path / "dl")
     assert {"shape": "shape", "affine": "affine", "unknown_id": "[99]", "missing_mask": "spleen.nii.gz is missing",
             "corrupt": "corrupt or truncated", "cut_short": "corrupt or truncated"}[problem] in str(err.value)
-    download(tmp_path / "raw", {**params, "on_bad_case": "skip"}, downloads=tmp_path / "dl")
+    ingest(tmp_path / "raw", {**params, "on_bad_case": "skip"}, downloads=tmp_path / "dl")
     _check(tmp_path / "raw", {k: v for k, v in expected.items() if k != bad}, source)
 
 
@@ -380,7 +380,7 @@ def test_not_annotated_organs_are_excluded_from_evaluation(tmp_path):
     files, _ = _layout("msd_spleen", n=3)
     blob = _tar(files)
     with FileServer({"/Task09_Spleen.tar": blob}) as server:
-        download(tmp_path / "raw", _params("msd_spleen", url=server.url("/Task09_Spleen.tar"), md5=md5sum_bytes(blob)),
+        ingest(tmp_path / "raw", _params("msd_spleen", url=server.url("/Task09_Spleen.tar"), md5=md5sum_bytes(blob)),
                  downloads=tmp_path / "dl")
     row = read_manifest(tmp_path / "raw" / "manifest.tsv").iloc[0]
     assert row["annotated"] == "spleen"
@@ -413,7 +413,7 @@ def test_dicom_series_ingest_with_geometry(tmp_path):
         if n == 0:
             first_hu, first_affine = hu, affine
     params = _params("local", folder=str(tmp_path / "data"), local={"label_map": {1: 1, 2: 2, 3: 3, 4: 4}})
-    download(tmp_path / "raw", params, downloads=tmp_path / "dl")
+    ingest(tmp_path / "raw", params, downloads=tmp_path / "dl")
     img = nifti.load(tmp_path / "raw" / "images" / "patient0.nii.gz")
     np.testing.assert_allclose(img.affine, first_affine, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(img.dataobj), first_hu)
@@ -427,7 +427,7 @@ def test_real_ct_through_the_local_source(tmp_path):
             (tmp_path / "data" / sub / f"real{n}.nii.gz").symlink_to(real_ct.FOLDER / name)
     params = _params("local", folder=str(tmp_path / "data"),
                      local={"label_map": sources.TOTALSEGMENTATOR_CLASSES, "max_id": 117})
-    download(tmp_path / "raw", params, downloads=tmp_path / "dl")
+    ingest(tmp_path / "raw", params, downloads=tmp_path / "dl")
     lab_img = nifti.load(tmp_path / "raw" / "labels" / "real0.nii.gz")
     lab = np.asarray(lab_img.dataobj)
     assert set(np.unique(lab)) == {0, *L.ORGANS}
@@ -439,7 +439,7 @@ def test_real_ct_through_the_local_source(tmp_path):
 
 
 def test_full_totalsegmentator_variant_and_unknown_sources():
-    from abdoseg.download import _source
+    from abdoseg.ingest import _source
 
     full = _source({"source": "totalsegmentator", "totalsegmentator_variant": "full"})
     assert (full.url, full.md5) == sources.TOTALSEGMENTATOR_FULL

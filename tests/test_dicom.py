@@ -8,7 +8,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from abdoseg import nifti
 from abdoseg.dicom import read_series
-from abdoseg.resample import to_canonical
+from abdoseg.preprocess import to_canonical
 
 
 def write_series(folder, hu: np.ndarray, row_dir, col_dir, spacing, origin, rng) -> None:

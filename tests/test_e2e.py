@@ -112,7 +112,7 @@ def test_snakemake_reruns_what_a_params_change_touches(run_dir):
     assert run.returncode == 0, run.stderr[-3000:]
     planned = run.stdout
     assert "rule evaluate:" in planned and "rule summarize:" in planned, planned[-3000:]
-    assert "rule train:" not in planned and "rule predict:" not in planned and "rule resample:" not in planned
+    assert "rule train:" not in planned and "rule predict:" not in planned and "rule preprocess:" not in planned
 
 
 def test_dvc_runs_the_same_chain(run_dir):

@@ -10,7 +10,8 @@ import yaml
 
 from abdoseg import nifti, vnet
 from abdoseg import labels as L
-from abdoseg.predict import keep_largest_component, load_model, mirrored_probs, predict_file
+from abdoseg.inference import load_model, mirrored_probs
+from abdoseg.predict import keep_largest_component, predict_file
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from abdoseg.train import checkpoint_meta
 from conftest import REPO
@@ -127,7 +128,7 @@ def test_test_time_mirroring_never_mixes_left_and_right():
 
 
 def test_cli_evaluate_and_visualize(checkpoint, tmp_path):
-    from abdoseg.download import write_case
+    from abdoseg.ingest import write_case
 
     case = generate_case(4, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0)))
     write_case(tmp_path / "data", "one", case.image, case.labels, case.affine, source="synthetic")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from abdoseg import download, nifti
+from abdoseg import ingest, nifti
 from abdoseg import labels as L
-from abdoseg.resample import to_canonical
+from abdoseg.preprocess import to_canonical
 from abdoseg.synthetic import OFFSET_MM, VOLUME_ML, SyntheticConfig, generate_case
 
 N = 10
@@ -21,7 +21,7 @@ def _world_centroid(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path, synth_cfg):
-    rows = [download.write_case(tmp_path / run, "c", *_arrays(generate_case(3, synth_cfg)), source="synthetic")
+    rows = [ingest.write_case(tmp_path / run, "c", *_arrays(generate_case(3, synth_cfg)), source="synthetic")
             for run in ("a", "b")]
     assert rows[0]["sha256"] == rows[1]["sha256"]
     for sub in ("images", "labels"):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from abdoseg.resample import PreprocessSpec, preprocess, save_processed
+from abdoseg.preprocess import PreprocessSpec, preprocess, save_processed
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from abdoseg.train import train
 from conftest import REPO

@@ -33,7 +33,7 @@ def _stages() -> dict[str, dict]:
 
 def test_every_rule_belongs_to_exactly_one_dvc_stage():
     rules = _rules()
-    assert {"download", "resample", "split", "train", "predict", "evaluate", "summarize", "render", "report"} <= set(rules)
+    assert {"download", "preprocess", "split", "train", "predict", "evaluate", "summarize", "render", "report"} <= set(rules)
     owner: dict[str, str] = {}
     for name, stage in _stages().items():
         allowed = re.search(r"--allowed-rules (.*?) --", stage["cmd"]).group(1).split()

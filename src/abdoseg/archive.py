@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterable
 
 from tqdm import tqdm
 
-from . import nifti
+from . import files
 
 DEFAULT_MAX_BYTES = 8 << 30  # per member: a CT with its labels is well below 2 GB
 
@@ -34,7 +34,7 @@ def safe_relpath(name: str) -> PurePosixPath:
 
 def _copy_capped(src: BinaryIO, dest: Path, name: str, max_bytes: int) -> None:
     written = 0
-    with nifti.atomic_path(dest) as tmp, open(tmp, "wb") as out:
+    with files.atomic_path(dest) as tmp, open(tmp, "wb") as out:
         while block := src.read(1 << 20):
             written += len(block)
             if written > max_bytes:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import labels as L
-from . import metrics, nifti
+from . import files, metrics, nifti
 
 CASE_COLUMNS = ["case", "organ", "dice", "nsd", "hd95", "volume_pred_ml", "volume_ref_ml", "both_empty"]
 
@@ -34,7 +34,7 @@ def evaluate_case(case: str, prediction_path: str | os.PathLike, label_path: str
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
 
 
@@ -72,5 +72,5 @@ def _finite(obj):
 
 
 def write_summary(summary: dict, path: str | os.PathLike) -> None:
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")

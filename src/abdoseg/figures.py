@@ -12,13 +12,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from . import labels as L  # noqa: E402
-from . import nifti  # noqa: E402
+from . import files  # noqa: E402
 
 PALETTE = {name: L.COLOURS[oid] for oid, name in L.ORGANS.items()}
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
 

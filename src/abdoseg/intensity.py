@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nifti
+from . import files, nifti
 
 SAMPLES_PER_CASE = 10_000  # foreground voxels drawn per case, as nnU-Net does: big organs do not drown small cases
 
@@ -40,7 +40,7 @@ def foreground_stats(images: list[str], labels: list[str], percentiles: tuple[fl
 
 def write_stats(stats: dict, path: str | os.PathLike) -> None:
     """Write the statistics JSON atomically."""
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
 
 

@@ -1,34 +1,14 @@
-"""Reading and writing NIfTI volumes with their affine, atomically (no half-written file is ever left)."""
+"""Reading and writing NIfTI volumes with their affine (writes are atomic: see abdoseg.files)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import nibabel as nib
 import numpy as np
 
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes), dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a finished output gets the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from .files import atomic_path
 
 
 def load(path: str | os.PathLike) -> nib.Nifti1Image:
@@ -66,9 +46,3 @@ def axcodes(affine: np.ndarray) -> str:
 def spacing(affine: np.ndarray) -> tuple[float, float, float]:
     """Voxel size in mm along each array axis."""
     return tuple(float(s) for s in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, read in chunks."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()

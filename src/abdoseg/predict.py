@@ -7,12 +7,11 @@ keeps the largest connected component of each organ (optional), and inverts the 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -20,9 +19,10 @@ import torch
 from scipy import ndimage
 
 from . import labels as L
-from . import dicom, nifti, vnet
-from .resample import PreprocessSpec, invert_probabilities, preprocess
-from .train import pick_device, sliding_window_probs
+from . import dicom, nifti
+from .device import pick_device
+from .inference import Model, load_model, mirrored_probs, sliding_window_probs
+from .preprocess import invert_probabilities, preprocess
 
 
 @dataclass(frozen=True)
@@ -38,31 +38,6 @@ class PredictSpec:
     def from_params(cls, params: dict) -> "PredictSpec":
         return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
                    tuple(int(a) for a in params.get("mirror_axes", [])))
-
-
-@dataclass
-class Model:
-    """A trained network with everything its checkpoint says about how it must be used."""
-
-    net: torch.nn.Module
-    spec: PreprocessSpec
-    patch: tuple[int, int, int]
-    checkpoint: dict
-
-
-def load_model(path: str | os.PathLike, device: torch.device) -> Model:
-    """Load a checkpoint written by the train step; errors name the file and what is missing."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("model_state", "model", "preprocess", "patch_size", "labels"):
-        if key not in ckpt:
-            raise ValueError(f"{path}: not an abdoseg checkpoint (no {key!r})")
-    if [row["name"] for row in ckpt["labels"]] != L.CLASS_NAMES:
-        raise ValueError(f"{path}: trained with labels {ckpt['labels']}, this code uses {L.CLASS_NAMES}")
-    net = vnet.build(ckpt["model"])
-    net.load_state_dict(ckpt["model_state"])
-    net.to(device).eval()
-    spec = PreprocessSpec.from_dict(ckpt["preprocess"])
-    return Model(net, spec, tuple(ckpt["patch_size"]), ckpt)
 
 
 def keep_largest_component(labels: np.ndarray) -> np.ndarray:
@@ -87,24 +62,6 @@ class StageTimer(dict):
             yield
         finally:
             self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
-
-
-def mirrored_probs(infer: Callable[[np.ndarray], np.ndarray], image: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Average `infer`'s class probabilities over every combination of mirrors along `axes` (nnU-Net's TTA).
-
-    A mirror along axis 0 (the patient's left-right in processed RAS space) shows the network a patient whose
-    right kidney lies on the left; what it calls kidney_left there is the right kidney. So after flipping the
-    probabilities back, the two kidney channels are swapped: test-time mirroring never mixes left and right.
-    Use it with a model trained with the same mirrors (`augment.mirror_axes`), or it averages in nonsense.
-    """
-    total = infer(image)
-    combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
-    for combo in combos:
-        probs = np.flip(infer(np.ascontiguousarray(np.flip(image, combo))), tuple(a + 1 for a in combo))
-        if 0 in combo:
-            probs = probs[L.SWAP_LEFT_RIGHT]
-        total = total + probs
-    return total / (1 + len(combos))
 
 
 def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: torch.device,

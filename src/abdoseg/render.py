@@ -24,7 +24,7 @@ from scipy import ndimage  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from . import labels as L  # noqa: E402
-from . import nifti  # noqa: E402
+from . import files, nifti  # noqa: E402
 
 
 def organ_meshes(labels: np.ndarray, affine: np.ndarray, smooth_sigma: float = 1.0) -> dict[int, pv.PolyData]:
@@ -71,7 +71,7 @@ def render_video(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
     plotter.camera.focal_point = tuple(centre)
     plotter.camera.up = (0.0, 0.0, 1.0)
     step = 360.0 / frames
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         writer = imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", quality=7,
                                     macro_block_size=16, ffmpeg_log_level="error")
         try:
@@ -129,7 +129,7 @@ def slice_overlay(image: np.ndarray, pred: np.ndarray, affine: np.ndarray, path:
     fig.legend(handles, list(L.ORGANS.values()), loc="lower center", ncol=4, fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
     plt.close(fig)
 

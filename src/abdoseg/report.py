@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import __version__
 from . import labels as L
-from . import nifti
+from . import files
 
 
 def data_uri(path: str | os.PathLike, mime: str) -> str:
@@ -48,5 +48,5 @@ def build_report(out_path: str | os.PathLike, summary_path: str, per_case_path: 
         params=params, best=log.loc[log.dice_mean.idxmax()].to_dict() if log.dice_mean.notna().any() else None,
         epochs=int(log.epoch.max()), train_seconds=float(log.seconds.sum()),
     )
-    with nifti.atomic_path(out_path) as tmp:
+    with files.atomic_path(out_path) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from . import nifti
+from . import files
 
 
 def make_split(cases: list[str], seed: int, fractions: dict[str, float]) -> dict[str, list[str]]:
@@ -58,7 +58,7 @@ def split_cases(manifest, split_params: dict) -> dict[str, list[str]]:
 
 
 def write_split(split: dict[str, list[str]], path: str | os.PathLike) -> None:
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(split, indent=1) + "\n")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import labels as L
-from .resample import resize
+from .preprocess import resize
 
 # Real reference figures (ANATOMY.md): volume mL (mean, sd, min, max); centroid offset from the mean of the
 # four organ centroids (x, y, z) and its sd; bounding-box extent (x, y, z), all RAS+ mm.

@@ -19,25 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 from monai.losses import DeepSupervisionLoss, DiceCELoss
 from tqdm import tqdm
 
 from . import labels as L
-from . import nifti, vnet
+from . import files, vnet
 from .augment import AugmentSpec, augment
+from .device import pick_device
+from .inference import sliding_window_probs
 from .metrics import dice
-from .resample import PreprocessSpec
+from .preprocess import PreprocessSpec
 from .sampling import PatchSampler
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", *[f"dice_{o}" for o in L.ORGANS.values()], "dice_mean", "lr", "seconds"]
-
-
-def pick_device(name: str) -> torch.device:
-    """`auto` means CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -51,16 +45,6 @@ def load_processed(processed_image: str, processed_label: str, cases: list[str])
     images = [np.load(processed_image.format(case=c), mmap_mode="r") for c in cases]
     labels = [np.load(processed_label.format(case=c), mmap_mode="r") for c in cases]
     return images, labels
-
-
-def sliding_window_probs(model: torch.nn.Module, image: np.ndarray | torch.Tensor, patch: tuple[int, int, int],
-                         overlap: float, device: torch.device, sw_batch: int = 4) -> torch.Tensor:
-    """Softmax probabilities (C, *shape) over a whole processed volume, Gaussian-blended windows (MONAI's inferer)."""
-    x = torch.from_numpy(np.array(image, dtype=np.float32))[None, None]  # a copy: memmaps are read-only
-    with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
-        logits = sliding_window_inference(x, patch, sw_batch, model, overlap=overlap, mode="gaussian",
-                                          sw_device=device, device=torch.device("cpu"))
-    return torch.softmax(logits.float(), dim=1)[0]
 
 
 def checkpoint_meta(params: dict, train_cases: list[str], val_cases: list[str], intensity_stats: dict | None = None) -> dict:
@@ -80,7 +64,7 @@ def training_loss(model_params: dict) -> DeepSupervisionLoss:
 
 
 def _save(obj: dict, path: Path) -> None:
-    with nifti.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
@@ -155,7 +139,7 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
         torch.set_rng_state(state["rng_torch"])
         print(f"resuming after epoch {start} from {resume_path}", flush=True)
     # the log is rewritten from the checkpointed history: epochs after the last checkpoint will run again
-    with nifti.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
+    with files.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows([LOG_COLUMNS, *[[row[c] for c in LOG_COLUMNS] for row in history]])
 
     progress = _Progress(epochs * steps, start * steps)

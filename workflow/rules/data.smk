@@ -1,5 +1,5 @@
-# download (checkpoint: the case list exists only afterwards) -> resample per case -> split.
-# With preprocess.normalize: percentile, resample waits for the training cases' intensity statistics.
+# download (checkpoint: the case list exists only afterwards) -> preprocess per case -> split.
+# With preprocess.normalize: percentile, preprocess waits for the training cases' intensity statistics.
 
 
 checkpoint download:
@@ -20,7 +20,7 @@ checkpoint download:
 
 
 def percentile_stats(wildcards):
-    """The intensity statistics, an input of resample only when the normalisation needs them."""
+    """The intensity statistics, an input of preprocess only when the normalisation needs them."""
     return P.INTENSITY if config["preprocess"].get("normalize", "window") == "percentile" else []
 
 
@@ -42,7 +42,7 @@ rule intensity:
         "../scripts/intensity.py"
 
 
-rule resample:
+rule preprocess:
     input:
         image=P.RAW_IMAGE,
         label=P.RAW_LABEL,
@@ -55,11 +55,11 @@ rule resample:
         preprocess=section("preprocess"),
     threads: 1
     log:
-        log_path("resample", by_case=True),
+        log_path("preprocess", by_case=True),
     benchmark:
-        bench_path("resample", by_case=True)
+        bench_path("preprocess", by_case=True)
     script:
-        "../scripts/resample.py"
+        "../scripts/preprocess.py"
 
 
 rule split:

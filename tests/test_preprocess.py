@@ -14,7 +14,7 @@ from abdoseg import labels as L
 from abdoseg import nifti
 from abdoseg.metrics import dice
 from abdoseg.intensity import foreground_stats
-from abdoseg.resample import PreprocessSpec, _resized_argmax, invert_labels, preprocess, resample_labels, resize
+from abdoseg.preprocess import PreprocessSpec, _resized_argmax, invert_labels, preprocess, resample_labels, resize
 from abdoseg.synthetic import generate_case
 from conftest import REPO
 

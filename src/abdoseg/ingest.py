@@ -1,4 +1,4 @@
-"""The download step: bring every case of the configured source into data/raw in one layout.
+"""Ingest (the download rule): bring every case of the configured source into data/raw in one layout.
 
 Whatever the source, the result is `images/{case}.nii.gz`, `labels/{case}.nii.gz` (already mapped to the
 target label table) and `manifest.tsv` with one row of provenance per case. For a remote archive: when only some
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import archive, dicom, fetch, nifti, sources, synthetic
+from . import archive, dicom, fetch, files, nifti, sources, synthetic
 from . import labels as L
 
 MANIFEST_COLUMNS = ["case", "source", "url", "sha256", "spacing", "shape", "axes", "dtype", "annotated", "split", "notes"]
@@ -55,7 +55,7 @@ def write_case(raw_dir: str | os.PathLike, case: str, image: np.ndarray, labels:
         "case": case,
         "source": source,
         "url": url,
-        "sha256": nifti.sha256(img_path),
+        "sha256": files.sha256(img_path),
         "spacing": "x".join(f"{s:.4g}" for s in nifti.spacing(affine)),
         "shape": "x".join(str(s) for s in image.shape),
         "axes": nifti.axcodes(affine),
@@ -87,7 +87,7 @@ def download_synthetic(raw_dir: str | os.PathLike, cfg: synthetic.SyntheticConfi
 def write_manifest(raw_dir: str | os.PathLike, rows: list[dict]) -> pd.DataFrame:
     """Write manifest.tsv (sorted by case) atomically and return it."""
     df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("case").reset_index(drop=True)
-    with nifti.atomic_path(Path(raw_dir) / "manifest.tsv") as tmp:
+    with files.atomic_path(Path(raw_dir) / "manifest.tsv") as tmp:
         df.to_csv(tmp, sep="\t", index=False)
     return df
 
@@ -291,9 +291,9 @@ def download_dataset(raw_dir: str | os.PathLike, data_params: dict, downloads: s
     return write_manifest(raw_dir, rows)
 
 
-def download(raw_dir: str | os.PathLike, data_params: dict, workers: int = 1,
+def ingest(raw_dir: str | os.PathLike, data_params: dict, workers: int = 1,
              downloads: str | os.PathLike = "data/downloads") -> pd.DataFrame:
-    """Run the download step for `data.source`; the one entry point the pipeline calls."""
+    """Ingest `data.source` into `raw_dir` (the download rule): fetch or generate, check, map labels, write the manifest."""
     if data_params["source"] == "synthetic":
         return download_synthetic(raw_dir, synthetic.SyntheticConfig.from_params(data_params.get("synthetic", {})), workers)
     return download_dataset(raw_dir, data_params, downloads, workers)

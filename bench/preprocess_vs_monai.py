@@ -15,7 +15,7 @@ ScaleIntensityRanged, with three choices that make it do what our step does:
   cannot be applied to the windowed image; select_fn keeps, like ours, the largest component above it.
 - CropForegroundd(margin=ours in voxels, allow_smaller=True): the box stops at the image's edges, as ours does.
 
-Run alone with `python bench/resample_vs_monai.py`; `bench/run.py` calls `bench_resample_vs_monai` too.
+Run alone with `python bench/preprocess_vs_monai.py`; `bench/run.py` calls `bench_preprocess_vs_monai` too.
 """
 
 from __future__ import annotations
@@ -37,16 +37,16 @@ from monai.transforms import (Compose, CropForegroundd, EnsureChannelFirstd, Loa
 from monai.utils import TraceKeys
 from scipy import ndimage
 
-from abdoseg import download, nifti, real_ct
+from abdoseg import ingest, nifti, real_ct
 from abdoseg import labels as L
 from abdoseg.metrics import dice
-from abdoseg.resample import Geometry, PreprocessSpec, invert_labels, resample_case
+from abdoseg.preprocess import Geometry, PreprocessSpec, invert_labels, preprocess_case
 from abdoseg.sources import TOTALSEGMENTATOR_CLASSES
 from abdoseg.synthetic import SyntheticConfig, generate_case
 
 REAL_CT = real_ct.FOLDER  # the real CT bundled with the package
 
-OURS, MONAI = "abdoseg resample_case", "MONAI chain"  # the two methods' names in the tables
+OURS, MONAI = "abdoseg preprocess_case", "MONAI chain"  # the two methods' names in the tables
 T = TypeVar("T")
 Case = tuple[Path, Path]  # raw image and label paths
 
@@ -88,8 +88,8 @@ def synthetic_cases(raw_dir: Path, n: int, params: dict) -> list[Case]:
     cfg = SyntheticConfig.from_params(params["data"]["synthetic"])
     for i in range(n):
         c = generate_case(i, cfg)
-        download.write_case(raw_dir, f"synthetic_{i:03d}", c.image, c.labels, c.affine, "synthetic")
-    return [download.raw_paths(raw_dir, f"synthetic_{i:03d}") for i in range(n)]
+        ingest.write_case(raw_dir, f"synthetic_{i:03d}", c.image, c.labels, c.affine, "synthetic")
+    return [ingest.raw_paths(raw_dir, f"synthetic_{i:03d}") for i in range(n)]
 
 
 def real_ct_case(raw_dir: Path, fixture_dir: Path) -> list[Case]:
@@ -99,8 +99,8 @@ def real_ct_case(raw_dir: Path, fixture_dir: Path) -> list[Case]:
     lut = np.zeros(256, np.uint8)
     for theirs, ours in TOTALSEGMENTATOR_CLASSES.items():
         lut[theirs] = ours
-    download.write_case(raw_dir, "real_ct", np.asanyarray(img.dataobj), lut[seg], img.affine, "totalsegmentator")
-    return [download.raw_paths(raw_dir, "real_ct")]
+    ingest.write_case(raw_dir, "real_ct", np.asanyarray(img.dataobj), lut[seg], img.affine, "totalsegmentator")
+    return [ingest.raw_paths(raw_dir, "real_ct")]
 
 
 def body_select_fn(threshold: float) -> Callable[[torch.Tensor], np.ndarray]:
@@ -135,10 +135,10 @@ def monai_chain(spec: PreprocessSpec) -> Compose:
 
 
 def bench_ours(cases: list[Case], spec: PreprocessSpec, out_dir: Path, repeat: int, dataset: str) -> Result:
-    """Time `resample_case` over the cases; round-trip the written labels through `invert_labels`."""
+    """Time `preprocess_case` over the cases; round-trip the written labels through `invert_labels`."""
 
     def one_pass() -> list[Geometry]:
-        return [resample_case(img, lab, spec, out_dir / f"{i}_image.npy", out_dir / f"{i}_label.npy",
+        return [preprocess_case(img, lab, spec, out_dir / f"{i}_image.npy", out_dir / f"{i}_label.npy",
                               out_dir / f"{i}_meta.json") for i, (img, lab) in enumerate(cases)]
 
     seconds, geoms = median_time(one_pass, repeat)
@@ -189,7 +189,7 @@ def format_markdown(results: list[Result], repeat: dict[str, int]) -> str:
     """The Markdown block for docs/benchmarks.md: the table and how far the two methods' grids agree."""
     head = " | ".join(f"min Dice {name}" for name in L.ORGANS.values())
     lines = ["### Resample step against the MONAI chain (issue #5)", "",
-             "`python bench/resample_vs_monai.py` (also part of `make bench`): read NIfTI, write the processed image "
+             "`python bench/preprocess_vs_monai.py` (also part of `make bench`): read NIfTI, write the processed image "
              "and labels as .npy, one thread, in-process (no imports counted); median of "
              + ", ".join(f"{n} passes ({d})" for d, n in repeat.items())
              + ". Round-trip Dice: processed labels mapped back onto the original grid against the raw labels, "
@@ -214,7 +214,7 @@ def format_markdown(results: list[Result], repeat: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def bench_resample_vs_monai(params_path: Path, n_cases: int, real_ct: Path = REAL_CT) -> str:
+def bench_preprocess_vs_monai(params_path: Path, n_cases: int, real_ct: Path = REAL_CT) -> str:
     """Run both methods on `n_cases` synthetic cases and on the real CT fixture (if present); print the console table
     and return the Markdown block."""
     params = yaml.safe_load(params_path.read_text())
@@ -244,7 +244,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=6, help="synthetic cases (default 6)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    print("\n" + bench_resample_vs_monai(Path(args.params), args.cases))
+    print("\n" + bench_preprocess_vs_monai(Path(args.params), args.cases))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The resample step: canonical orientation, target spacing, intensity window, crop to the body; and its exact inverse.
+"""Preprocessing (the preprocess rule): canonical orientation, target spacing, intensity window, crop to the body; and its exact inverse.
 
 Forward, per case: reorient the array to RAS+ by axis permutations and flips only (no interpolation, the patient's
 left stays left), resample to `spacing` (images trilinear, labels by interpolating one-hot channels and taking the
@@ -25,12 +25,12 @@ import numpy as np
 from scipy import ndimage
 
 from . import labels as L
-from . import nifti
+from . import files, nifti
 
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """What the resample step does, recorded in every checkpoint so that inference repeats it exactly.
+    """What preprocessing does, recorded in every checkpoint so that inference repeats it exactly.
 
     Intensities are clipped to `clip` HU, then mapped to (HU - center) / scale: with `normalize: window` (the
     default) clip is the HU window and the result spans [0, 1]; with `normalize: percentile` (nnU-Net's CT
@@ -87,7 +87,7 @@ class Geometry:
     processed_affine: list[list[float]]  # affine of the cropped processed array
 
     def save(self, path: str | os.PathLike) -> None:
-        with nifti.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             tmp.write_text(json.dumps(asdict(self), indent=1))
 
     @classmethod
@@ -283,19 +283,19 @@ def invert_labels(labels: np.ndarray, geom: Geometry) -> np.ndarray:
 def save_processed(out_image: str | os.PathLike, out_label: str | os.PathLike | None, out_meta: str | os.PathLike,
                    image: np.ndarray, labels: np.ndarray | None, geom: Geometry) -> None:
     """Write the processed arrays (.npy, memory-mappable) and the geometry JSON, each atomically."""
-    with nifti.atomic_path(out_image) as tmp:
+    with files.atomic_path(out_image) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, image)
     if out_label is not None and labels is not None:
-        with nifti.atomic_path(out_label) as tmp:
+        with files.atomic_path(out_label) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, labels)
     geom.save(out_meta)
 
 
-def resample_case(image_path: str | os.PathLike, label_path: str | os.PathLike, spec: PreprocessSpec,
+def preprocess_case(image_path: str | os.PathLike, label_path: str | os.PathLike, spec: PreprocessSpec,
                   out_image: str | os.PathLike, out_label: str | os.PathLike, out_meta: str | os.PathLike) -> Geometry:
-    """The pipeline's resample step for one case: read raw NIfTI, write processed arrays and geometry."""
+    """The pipeline's preprocess rule for one case: read raw NIfTI, write processed arrays and geometry."""
     img = nifti.load(image_path)
     lab = nifti.load(label_path)
     if img.shape != lab.shape or not np.allclose(img.affine, lab.affine, atol=1e-3):
