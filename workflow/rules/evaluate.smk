@@ -1,4 +1,4 @@
-# predict and evaluate each test case in its own geometry, then summarize.
+# predict and evaluate each test case in its own geometry, then summarize; and the real-CT check (a bundled real scan).
 
 
 rule predict:
@@ -55,3 +55,24 @@ rule summarize:
         bench_path("summarize")
     script:
         "../scripts/summarize.py"
+
+
+rule real_ct:
+    input:
+        model=P.MODEL_BEST,
+    output:
+        prediction=P.REAL_CT_PREDICTION,
+        metrics=P.REAL_CT_METRICS,
+        figure=P.REAL_CT_FIGURE,
+    params:
+        predict=section("predict"),
+        evaluate=section("evaluate"),
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        log_path("real_ct"),
+    benchmark:
+        bench_path("real_ct")
+    script:
+        "../scripts/real_ct.py"
