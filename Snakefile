@@ -2,6 +2,8 @@
 # `snakemake --cores all results/report.html`; DVC runs the same rules stage by stage (dvc.yaml).
 from snakemake.utils import min_version, validate
 
+from abdoseg import presets
+
 min_version("9.0")
 
 
@@ -9,6 +11,7 @@ configfile: "params.yaml"
 
 
 validate(config, "workflow/schemas/params.schema.yaml")
+config.update(presets.apply(config))  # `preset: NAME` in params.yaml (or --config preset=NAME) merges workflow/presets/NAME.yaml
 
 
 include: "workflow/rules/common.smk"

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from . import archive, dicom, fetch, files, nifti, sources, synthetic
 from . import labels as L
+from .manifest import write_manifest
 
-MANIFEST_COLUMNS = ["case", "source", "url", "sha256", "spacing", "shape", "axes", "dtype", "annotated", "split", "notes"]
 AFFINE_TOLERANCE_MM = 1e-2  # image and label affines may differ by float rounding, not by a voxel shift
 MAX_VOLUME_BYTES = 8 << 30  # a CT volume in memory; above it a header is lying (or it is not an abdominal CT)
 
@@ -82,19 +82,6 @@ def download_synthetic(raw_dir: str | os.PathLike, cfg: synthetic.SyntheticConfi
     else:
         rows = [_synthetic_one(j) for j in tqdm(jobs, desc="synthetic cases", unit="case")]
     return write_manifest(raw_dir, rows)
-
-
-def write_manifest(raw_dir: str | os.PathLike, rows: list[dict]) -> pd.DataFrame:
-    """Write manifest.tsv (sorted by case) atomically and return it."""
-    df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("case").reset_index(drop=True)
-    with files.atomic_path(Path(raw_dir) / "manifest.tsv") as tmp:
-        df.to_csv(tmp, sep="\t", index=False)
-    return df
-
-
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a manifest.tsv as strings (spacing and shape stay as written)."""
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
 class BadCase(ValueError):

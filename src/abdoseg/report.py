@@ -14,7 +14,6 @@ import pandas as pd
 from . import __version__
 from . import labels as L
 from . import files
-from .real_ct import REFERENCE_NOTE
 
 
 def data_uri(path: str | os.PathLike, mime: str) -> str:
@@ -51,8 +50,7 @@ def build_report(out_path: str | os.PathLike, summary_path: str, per_case_path: 
         params=params, best=log.loc[log.dice_mean.idxmax()].to_dict() if log.dice_mean.notna().any() else None,
         epochs=int(log.epoch.max()), train_seconds=float(log.seconds.sum()),
         real_ct=None if real_ct is None else {"metrics": json.loads(Path(real_ct[0]).read_text()),
-                                              "figure": data_uri(real_ct[1], "image/png"),
-                                              "reference": REFERENCE_NOTE},
+                                              "figure": data_uri(real_ct[1], "image/png")},
     )
     with files.atomic_path(out_path) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -1,6 +1,6 @@
 """Snakemake script of the report rule (logic: abdoseg.report)."""
 from abdoseg import runlog
-from abdoseg.ingest import read_manifest
+from abdoseg.manifest import read_manifest
 from abdoseg.report import build_report
 
 with runlog.to_file(snakemake.log[0]):
