@@ -14,6 +14,7 @@ validate(config, "workflow/schemas/params.schema.yaml")
 config.update(presets.apply(config))  # `preset: NAME` in params.yaml (or --config preset=NAME) merges workflow/presets/NAME.yaml
 
 
+include: "workflow/rules/gpu.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

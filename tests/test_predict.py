@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from abdoseg import nifti, vnet
+from abdoseg.checkpoint import CheckpointError, save as save_checkpoint
 from abdoseg import labels as L
 from abdoseg.inference import load_model, mirrored_probs
 from abdoseg.predict import keep_largest_component, predict_file
@@ -27,7 +28,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     net = vnet.build(params["model"])
     path = tmp_path_factory.mktemp("model") / "best.pt"
-    torch.save({**checkpoint_meta(params, [], []), "model_state": net.state_dict()}, path)
+    save_checkpoint({**checkpoint_meta(params, [], []), "model_state": net.state_dict()}, path, "model")
     return path
 
 
@@ -71,7 +72,7 @@ def test_largest_component_drops_islands():
 def test_not_a_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.pt"
     torch.save({"weights": {}}, bad)
-    with pytest.raises(ValueError, match="not an abdoseg checkpoint"):
+    with pytest.raises(CheckpointError, match="not an abdoseg model checkpoint"):
         load_model(bad, torch.device("cpu"))
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from abdoseg import checkpoint
 from abdoseg.preprocess import PreprocessSpec, preprocess, save_processed
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from abdoseg.train import train
@@ -66,8 +67,8 @@ def test_killed_run_resumes_to_the_same_end(setup, tmp_path):
     assert list(a.epoch) == list(b.epoch) == list(range(1, 9))
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
     for name in ("last.pt", "best.pt"):
-        sa = torch.load(tmp_path / "straight" / name, weights_only=False)
-        sb = torch.load(tmp_path / "killed" / name, weights_only=False)
+        sa = checkpoint.load(tmp_path / "straight" / name, "model")
+        sb = checkpoint.load(tmp_path / "killed" / name, "model")
         assert sa["epoch"] == sb["epoch"]
         for key in sa["model_state"]:
             assert torch.equal(sa["model_state"][key], sb["model_state"][key]), (name, key)
@@ -78,7 +79,7 @@ def test_checkpoint_carries_what_inference_needs(setup, tmp_path):
     p = copy.deepcopy(params)
     p["train"].update(epochs=2, val_every=1)
     _train(root, p, tmp_path)
-    ckpt = torch.load(tmp_path / "best.pt", weights_only=False)
+    ckpt = checkpoint.load_model_checkpoint(tmp_path / "best.pt")
     assert ckpt["params"]["model"] == p["model"] and list(ckpt["preprocess"]["spacing"]) == p["preprocess"]["spacing"]
     assert [row["name"] for row in ckpt["labels"]] == ["background", "liver", "kidney_right", "kidney_left", "spleen"]
     log = pd.read_csv(tmp_path / "train_log.csv")
@@ -101,3 +102,51 @@ def test_training_loss_weights_the_coarse_outputs_and_keeps_its_scale():
     small = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(
         coarse, labels[:, :, 1::2, 1::2, 1::2])  # nearest-exact picks the second voxel of each pair
     assert torch.isclose(both, (2 * plain + small) / 3)
+
+
+def test_resume_file_holds_scaler_and_random_states_and_loads_safely(setup, tmp_path):
+    root, params = setup
+    p = copy.deepcopy(params)
+    p["train"].update(epochs=1, val_every=1)
+    _train(root, p, tmp_path)
+    state = torch.load(tmp_path / "resume.pt", weights_only=True)  # plain values and CPU tensors only
+    assert state["kind"] == "resume" and state["epoch"] == 1
+    assert set(state["rng"]) == {"numpy", "torch_gen", "torch", "cuda"} and "scaler" in state
+    assert all(t.device.type == "cpu" for t in state["model_state"].values())
+
+
+def test_a_malicious_resume_file_is_refused_and_runs_nothing(setup, tmp_path):
+    import os
+
+    root, params = setup
+    marker = tmp_path / "pwned"
+
+    class Touch:
+        def __reduce__(self):
+            return (os.system, (f"touch '{marker}'",))
+
+    torch.save({"model_state": Touch()}, tmp_path / "resume.pt")
+    resumed = copy.deepcopy(params)
+    resumed["train"]["resume"] = True
+    with pytest.raises(checkpoint.CheckpointError, match=r"resume\.pt: refused: it asks to run posix\.system"):
+        _train(root, resumed, tmp_path)
+    assert not marker.exists()
+
+
+def test_device_cuda_without_cuda_fails_before_reading_data(monkeypatch, tmp_path):
+    from abdoseg.device import DeviceError
+
+    monkeypatch.setattr(torch.version, "cuda", None)  # a CPU build of torch, on any machine
+    params = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+    params["train"]["device"] = "cuda"
+    with pytest.raises(DeviceError, match="device 'cuda' asked, but CUDA is not usable: torch .* is a CPU build"):
+        train(params, ["a"], ["b"], str(tmp_path / "absent-{case}.npy"), str(tmp_path / "absent-{case}.npy"), tmp_path)
+
+
+def test_the_deterministic_switch_leaves_the_process_as_it_found_it(setup, tmp_path):
+    root, params = setup
+    p = copy.deepcopy(params)
+    p["train"].update(epochs=1, val_every=1, deterministic=True)
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    _train(root, p, tmp_path)
+    assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before

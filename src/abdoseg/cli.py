@@ -30,7 +30,7 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
 def _spec(args: argparse.Namespace):
     from .predict import PredictSpec
 
-    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes))
+    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes), args.sw_batch_size)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
         p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
         p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")
+        p.add_argument("--sw-batch-size", type=int, default=4, help="sliding windows per forward pass (memory and speed)")
         p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
         p.add_argument("--mirror-axes", type=int, nargs="*", default=[], choices=[0, 1, 2],
                        help="test-time mirroring axes (0 left-right, kidneys swapped back; 1 AP; 2 SI)")
@@ -118,7 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads <= 0:
         args.threads = os.cpu_count() or 1
-    args.func(args)
+    from .checkpoint import CheckpointError
+    from .device import DeviceError
+
+    try:
+        args.func(args)
+    except (CheckpointError, DeviceError) as exc:  # the reason is the message: one line, no traceback
+        raise SystemExit(f"abdoseg {args.command}: {exc}") from None
 
 
 if __name__ == "__main__":

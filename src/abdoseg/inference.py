@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
+from . import checkpoint as C
 from . import labels as L
 from . import vnet
 from .preprocess import PreprocessSpec
@@ -31,28 +32,28 @@ class Model:
 
 
 def load_model(path: str | os.PathLike, device: torch.device) -> Model:
-    """Load a checkpoint written by the train step; errors name the file and what is missing."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("model_state", "model", "preprocess", "patch_size", "labels"):
-        if key not in ckpt:
-            raise ValueError(f"{path}: not an abdoseg checkpoint (no {key!r})")
-    if [row["name"] for row in ckpt["labels"]] != L.CLASS_NAMES:
-        raise ValueError(f"{path}: trained with labels {ckpt['labels']}, this code uses {L.CLASS_NAMES}")
+    """Load a model checkpoint written by the train step (safely: abdoseg.checkpoint); errors name the file."""
+    ckpt = C.load_model_checkpoint(path)
     net = vnet.build(ckpt["model"])
-    net.load_state_dict(ckpt["model_state"])
+    try:
+        net.load_state_dict(ckpt["model_state"])
+    except RuntimeError as exc:
+        raise C.CheckpointError(f"{path}: its weights do not fit the model it describes ({str(exc).splitlines()[0]})") from None
     net.to(device).eval()
     spec = PreprocessSpec.from_dict(ckpt["preprocess"])
     return Model(net, spec, tuple(ckpt["patch_size"]), ckpt)
 
 
 def sliding_window_probs(model: torch.nn.Module, image: np.ndarray | torch.Tensor, patch: tuple[int, int, int],
-                         overlap: float, device: torch.device, sw_batch: int = 4) -> torch.Tensor:
-    """Softmax probabilities (C, *shape) over a whole processed volume, Gaussian-blended windows (MONAI's inferer)."""
-    x = torch.from_numpy(np.array(image, dtype=np.float32))[None, None]  # a copy: memmaps are read-only
+                         overlap: float, device: torch.device, sw_batch_size: int) -> torch.Tensor:
+    """Softmax probabilities (C, *shape) over a whole processed volume, on the CPU: Gaussian-blended windows
+    (MONAI's inferer), `sw_batch_size` windows per forward pass; the volume, the windows and the blending all on
+    `device` (mixed precision on CUDA), one copy there and one back."""
+    x = torch.from_numpy(np.array(image, dtype=np.float32))[None, None].to(device)  # a copy: memmaps are read-only
     with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
-        logits = sliding_window_inference(x, patch, sw_batch, model, overlap=overlap, mode="gaussian",
-                                          sw_device=device, device=torch.device("cpu"))
-    return torch.softmax(logits.float(), dim=1)[0]
+        logits = sliding_window_inference(x, patch, sw_batch_size, model, overlap=overlap, mode="gaussian",
+                                          sw_device=device, device=device)
+    return torch.softmax(logits.float(), dim=1)[0].cpu()
 
 
 def mirrored_probs(infer: Callable[[np.ndarray], np.ndarray], image: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

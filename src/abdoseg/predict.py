@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from scipy import ndimage
 
 from . import labels as L
 from . import dicom, nifti
-from .device import pick_device
+from .device import describe, pick_device
 from .inference import Model, load_model, mirrored_probs, sliding_window_probs
 from .preprocess import invert_probabilities, preprocess
 
@@ -33,11 +34,12 @@ class PredictSpec:
     overlap: float = 0.5
     largest_component: bool = True
     mirror_axes: tuple[int, ...] = ()  # test-time mirroring over these processed (RAS) axes; 0 is left-right
+    sw_batch_size: int = 4  # sliding windows per forward pass (memory and speed only)
 
     @classmethod
     def from_params(cls, params: dict) -> "PredictSpec":
         return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
-                   tuple(int(a) for a in params.get("mirror_axes", [])))
+                   tuple(int(a) for a in params.get("mirror_axes", [])), int(params["sw_batch_size"]))
 
 
 def keep_largest_component(labels: np.ndarray) -> np.ndarray:
@@ -71,8 +73,8 @@ def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: t
     with timer("preprocess"):
         processed, _, geom = preprocess(image, affine, model.spec)
     with timer("network"):
-        probs = mirrored_probs(lambda x: sliding_window_probs(model.net, x, model.patch, spec.overlap, device).numpy(),
-                               processed, spec.mirror_axes)
+        probs = mirrored_probs(lambda x: sliding_window_probs(model.net, x, model.patch, spec.overlap, device,
+                                                              spec.sw_batch_size).numpy(), processed, spec.mirror_axes)
     with timer("postprocess"):
         if spec.largest_component:
             drop = keep_largest_component(probs.argmax(0))
@@ -109,9 +111,11 @@ def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, mod
 
 def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str, spec: PredictSpec = PredictSpec(),
                   threads: int = 1) -> None:
-    """Load the model once and segment each image; what the pipeline's predict rule and the CLI call."""
+    """Load the model once and segment each image; what the pipeline's predict rule and the CLI call. The device
+    line goes to stderr first (a GPU asked for but unusable fails here, before anything is read)."""
     torch.set_num_threads(max(1, threads))
     device = pick_device(spec.device)
+    print(describe(device, spec.device), file=sys.stderr, flush=True)
     model = load_model(checkpoint, device)
     for src, dst in zip(image_paths, out_paths):
         predict_file(src, dst, model, device, spec)

@@ -2,9 +2,10 @@
 
 Writes best.pt (by mean validation Dice over organs), last.pt and a per-epoch CSV log. Every checkpoint embeds
 the params it was trained with, the label table and the preprocessing spec: inference never guesses.
-resume.pt, rewritten after every epoch, also holds the optimiser, scheduler, epoch, random states and the best
-weights so far, so that `train.resume` continues an interrupted run to the same end as an uninterrupted one.
-It is not a declared output: Snakemake and DVC delete declared outputs before rerunning a step.
+resume.pt, rewritten after every epoch, also holds the optimiser, scheduler, mixed-precision scaler, epoch,
+random states (CPU and CUDA) and the best weights so far, so that `train.resume` continues an interrupted run to
+the same end as an uninterrupted one (on CUDA with `train.deterministic`). It is not a declared output: Snakemake
+and DVC delete declared outputs before rerunning a step. All three are written and read by abdoseg.checkpoint.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from tqdm import tqdm
 
 from . import labels as L
-from . import files, vnet
+from . import checkpoint, files, vnet
 from .augment import AugmentSpec, augment
-from .device import pick_device
+from .device import describe, deterministic, pick_device
 from .inference import sliding_window_probs
 from .metrics import dice
 from .preprocess import PreprocessSpec
@@ -63,25 +64,22 @@ def training_loss(model_params: dict) -> DeepSupervisionLoss:
     return DeepSupervisionLoss(dice_ce, weights=[w / sum(weights) for w in weights])
 
 
-def _save(obj: dict, path: Path) -> None:
-    with files.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 class _Progress:
-    """A tqdm bar over all steps (epoch and loss shown) on a terminal; one plain line per epoch otherwise."""
+    """A tqdm bar over all steps on a terminal (the epoch's loss shown at its end), one plain line per epoch otherwise.
+    It never reads the loss per step: that would wait for the GPU at every step."""
 
     def __init__(self, total_steps: int, done_steps: int):
         self.tty = sys.stderr.isatty()
         self.bar = tqdm(total=total_steps, initial=done_steps, desc="train", unit="step", disable=not self.tty)
 
-    def step(self, epoch: int, loss: float) -> None:
+    def step(self) -> None:
         if self.tty:
-            self.bar.set_postfix_str(f"epoch {epoch} loss {loss:.4f}")
             self.bar.update(1)
 
     def epoch(self, row: dict) -> None:
-        if not self.tty:
+        if self.tty:
+            self.bar.set_postfix_str(f"epoch {row['epoch']} loss {row['train_loss']:.4f}")
+        else:
             val = f" val dice {row['dice_mean']:.3f}" if row["dice_mean"] == row["dice_mean"] else ""
             print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}{val} lr {row['lr']:.2e} ({row['seconds']:.1f} s)", flush=True)
 
@@ -89,36 +87,72 @@ class _Progress:
         self.bar.close()
 
 
+def _to_device(sampler: PatchSampler, batch_size: int, aug: AugmentSpec, gen: torch.Generator,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented batch on `device`: augmentation on the CPU (abdoseg.augment draws from a CPU generator), labels
+    as uint8, and on CUDA from pinned memory with non-blocking copies, so that the next batch is prepared while
+    the GPU still works on this one."""
+    x, y = sampler.batch(batch_size)
+    x, y = augment(torch.from_numpy(x), torch.from_numpy(y), aug, gen)
+    y = y.to(torch.uint8)
+    if device.type == "cuda":
+        x, y = x.pin_memory(), y.pin_memory()
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _rng_state(rng: np.random.Generator, gen: torch.Generator, device: torch.device) -> dict:
+    """Every random state a resumed run needs to continue exactly (plain values and tensors: abdoseg.checkpoint)."""
+    return {"numpy": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _restore_rng(state: dict, rng: np.random.Generator, gen: torch.Generator, device: torch.device) -> None:
+    rng.bit_generator.state = state["numpy"]
+    gen.set_state(state["torch_gen"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
           out_dir: str | os.PathLike, threads: int = 1, intensity_stats: dict | None = None) -> dict:
     """Train the VNet and write best.pt, last.pt and train_log.csv under `out_dir`; returns the best epoch's row.
 
     `intensity_stats` (abdoseg.intensity) is needed with `preprocess.normalize: percentile`, to record the spec.
+    The device is logged first; `train.device: cuda` without a usable GPU fails here, before any data is read.
     """
-    tp, mp = params["train"], params["model"]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
-    device = pick_device(tp["device"])
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = pick_device(params["train"]["device"])
+    print(describe(device, params["train"]["device"]), file=sys.stderr, flush=True)
+    with deterministic(bool(params["train"]["deterministic"])):
+        return _train(params, train_cases, val_cases, processed_image, processed_label, Path(out_dir), device, intensity_stats)
+
+
+def _train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
+           out_dir: Path, device: torch.device, intensity_stats: dict | None) -> dict:
+    tp, mp = params["train"], params["model"]
+    out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(tp["seed"]))
     rng = np.random.default_rng(int(tp["seed"]))
     gen = torch.Generator().manual_seed(int(tp["seed"]))
     patch = tuple(int(p) for p in tp["patch_size"])
+    sw_batch_size = int(params["predict"]["sw_batch_size"])
 
     images, labels = load_processed(processed_image, processed_label, train_cases)
     sampler = PatchSampler(images, labels, patch, float(tp["foreground_fraction"]), rng)
     val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
     aug = AugmentSpec.from_params(params["augment"])
 
+    cuda = device.type == "cuda"
     model = vnet.build(mp).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=float(tp["lr"]), weight_decay=float(tp["weight_decay"]))
+    # fused AdamW on CUDA: with it the scaler's inf check stays on the GPU instead of waiting for it every step
+    optimiser = torch.optim.AdamW(model.parameters(), lr=float(tp["lr"]), weight_decay=float(tp["weight_decay"]),
+                                  fused=True if cuda else None)
     epochs = int(tp["epochs"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=float(tp["lr"]) * float(tp["lr_min_factor"]))
     train_loss_fn = training_loss(mp)
     loss_fn = train_loss_fn.loss  # validation scores the full-resolution output only
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=cuda)
     steps = max(1, int(tp["patches_per_epoch"]) // int(tp["batch_size"]))
 
     meta = checkpoint_meta(params, train_cases, val_cases, intensity_stats)
@@ -129,14 +163,14 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     if tp.get("resume") and not resume_path.exists():
         print(f"train.resume is set but {resume_path} does not exist: starting from epoch 1", flush=True)
     elif tp.get("resume"):
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        state = checkpoint.load(resume_path, "resume")
         model.load_state_dict(state["model_state"])
-        optimiser.load_state_dict(state["optimiser"])
+        optimiser.load_state_dict(state["optimiser"])  # moves the state onto the parameters' device
         scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] and scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
         start, best, best_state, history = state["epoch"], state["best"], state["best_state"], state["history"]
-        rng.bit_generator.state = state["rng_numpy"]
-        gen.set_state(state["rng_torch_gen"])
-        torch.set_rng_state(state["rng_torch"])
+        _restore_rng(state["rng"], rng, gen, device)
         print(f"resuming after epoch {start} from {resume_path}", flush=True)
     # the log is rewritten from the checkpointed history: epochs after the last checkpoint will run again
     with files.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
@@ -146,51 +180,49 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        losses = []
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no wait per step
         for _ in range(steps):
-            x, y = sampler.batch(int(tp["batch_size"]))
-            x, y = augment(torch.from_numpy(x), torch.from_numpy(y), aug, gen)
-            x, y = x.to(device), y.to(device)
+            x, y = _to_device(sampler, int(tp["batch_size"]), aug, gen, device)
             optimiser.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, enabled=cuda):
                 loss = train_loss_fn(model(x), y[:, None].float())  # float: the targets are resized for coarse outputs
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
-            losses.append(float(loss.detach()))
-            progress.step(epoch, losses[-1])
+            loss_sum += loss.detach()
+            progress.step()
         lr = optimiser.param_groups[0]["lr"]
         scheduler.step()
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": float("nan"), "lr": lr}
+        row = {"epoch": epoch, "train_loss": float(loss_sum) / steps, "val_loss": float("nan"), "lr": lr}
         row.update({f"dice_{o}": float("nan") for o in L.ORGANS.values()}, dice_mean=float("nan"))
         if epoch % int(tp["val_every"]) == 0 or epoch == epochs:
-            row.update(validate(model, val_images, val_labels, patch, float(tp["val_overlap"]), device, loss_fn))
+            row.update(validate(model, val_images, val_labels, patch, float(tp["val_overlap"]), device, loss_fn, sw_batch_size))
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         with open(log_path, "a", newline="") as fh:
             csv.writer(fh).writerow([row[c] for c in LOG_COLUMNS])
         improved = row["dice_mean"] == row["dice_mean"] and row["dice_mean"] > best["dice_mean"]
         if improved:
-            best, best_state = dict(row), {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best, best_state = dict(row), checkpoint.to_plain(model.state_dict())
         if improved or (best_state is not None and not (out_dir / "best.pt").exists()):  # rewrite after a resume
-            _save({**meta, "model_state": best_state, "epoch": best["epoch"], "val": best}, out_dir / "best.pt")
-        _save({**meta, "model_state": model.state_dict(), "epoch": epoch}, out_dir / "last.pt")
-        _save({"model_state": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-               "epoch": epoch, "best": best, "best_state": best_state, "history": history, "rng_numpy": rng.bit_generator.state,
-               "rng_torch_gen": gen.get_state(), "rng_torch": torch.get_rng_state()}, resume_path)
+            checkpoint.save({**meta, "model_state": best_state, "epoch": best["epoch"], "val": best}, out_dir / "best.pt", "model")
+        checkpoint.save({**meta, "model_state": model.state_dict(), "epoch": epoch}, out_dir / "last.pt", "model")
+        checkpoint.save({"model_state": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                         "scaler": scaler.state_dict(), "epoch": epoch, "best": best, "best_state": best_state,
+                         "history": history, "rng": _rng_state(rng, gen, device)}, resume_path, "resume")
         progress.epoch(row)
     progress.close()
     return best
 
 
 def validate(model: torch.nn.Module, images: list[np.ndarray], labels: list[np.ndarray], patch: tuple[int, int, int],
-             overlap: float, device: torch.device, loss_fn: torch.nn.Module) -> dict:
+             overlap: float, device: torch.device, loss_fn: torch.nn.Module, sw_batch_size: int) -> dict:
     """Mean validation loss and per-organ Dice (processed space) over the validation cases."""
     model.eval()
     scores = {o: [] for o in L.ORGANS.values()}
     losses = []
     for image, lab in zip(images, labels):
-        probs = sliding_window_probs(model, image, patch, overlap, device)
+        probs = sliding_window_probs(model, image, patch, overlap, device, sw_batch_size)
         ref = torch.from_numpy(np.array(lab, dtype=np.int64))  # a copy: memmaps are read-only
         pred = probs.argmax(0).numpy()
         with torch.no_grad():

@@ -11,7 +11,7 @@ rule predict:
         predict=section("predict"),
     threads: 1
     resources:
-        gpu=1,
+        gpu=gpus_for(config["predict"]["device"]),
     log:
         log_path("predict", by_case=True),
     benchmark:
@@ -69,7 +69,7 @@ rule real_ct:
         evaluate=section("evaluate"),
     threads: 1
     resources:
-        gpu=1,
+        gpu=gpus_for(config["predict"]["device"]),
     log:
         log_path("real_ct"),
     benchmark:

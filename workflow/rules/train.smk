@@ -14,7 +14,7 @@ rule train:
         sections={k: section(k) for k in ("augment", "model", "preprocess", "train")},
     threads: workflow.cores
     resources:
-        gpu=1,
+        gpu=gpus_for(config["train"]["device"]),
     log:
         log_path("train"),
     benchmark:
