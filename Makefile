@@ -9,12 +9,28 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 setup: $(STAMP) system-deps
 
-# Pinned Python dependencies (constraints.txt); torch 2.13.0 (pip takes the local CPU wheel where one lies on disk).
-$(STAMP): pyproject.toml constraints.txt
+# Pinned Python dependencies (constraints.txt). torch: where a GPU answers (`nvidia-smi -L` succeeds) a CUDA build,
+# `torch===VERSION` from the package index (PyPI's Linux wheel is built for CUDA; `===` refuses a local `+cpu`
+# wheel, which `==` would take), checked with torch.version.cuda; elsewhere pip's usual pick (the local CPU wheel
+# where one lies on disk). `make setup TORCH=cpu` or `TORCH=cuda` overrides the guess.
+TORCH ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+
+$(STAMP): pyproject.toml constraints.txt $(VENV)/.torch-$(TORCH)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[pipeline,test]"
+	touch $@
+
+$(VENV)/.torch-$(TORCH):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "abdoseg needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[pipeline,test]"
+ifeq ($(TORCH),cuda)
+	if ! $(BIN)/python -c 'import torch, sys; sys.exit(torch.version.cuda is None)' 2>/dev/null; then \
+	  $(BIN)/python -m pip uninstall --quiet --yes torch 2>/dev/null || true; fi
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch===$(TORCH_VERSION)"
+	$(BIN)/python -c 'import torch, sys; sys.exit(torch.version.cuda is None and "make setup: pip installed a CPU build of torch " + torch.__version__); print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU usable:", torch.cuda.is_available())'
+endif
+	rm -f $(VENV)/.torch-*
 	touch $@
 
 # Off-screen rendering needs an EGL driver (Mesa); the report test needs a headless Chromium.
