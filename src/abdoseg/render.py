@@ -19,7 +19,7 @@ from scipy import ndimage  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from . import labels as L  # noqa: E402
-from . import files, nifti  # noqa: E402
+from . import files, masks, nifti  # noqa: E402
 from .slices import overlay  # noqa: E402
 
 
@@ -30,10 +30,9 @@ def organ_meshes(labels: np.ndarray, affine: np.ndarray, smooth_sigma: float = 1
         mask = labels == oid
         if not mask.any():
             continue
-        idx = np.argwhere(mask)
-        lo, hi = np.maximum(idx.min(0) - 3, 0), np.minimum(idx.max(0) + 4, labels.shape)
-        sub = ndimage.gaussian_filter(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32), smooth_sigma)
-        grid = pv.ImageData(dimensions=sub.shape, origin=tuple(float(v) for v in lo), spacing=(1.0, 1.0, 1.0))
+        box = masks.bounding_box(mask, margin=3)
+        sub = ndimage.gaussian_filter(mask[box].astype(np.float32), smooth_sigma)
+        grid = pv.ImageData(dimensions=sub.shape, origin=tuple(float(s.start) for s in box), spacing=(1.0, 1.0, 1.0))
         grid.point_data["p"] = sub.ravel(order="F")
         surf = grid.contour([0.5], scalars="p")
         if surf.n_points == 0:

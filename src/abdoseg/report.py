@@ -23,9 +23,9 @@ def data_uri(path: str | os.PathLike, mime: str) -> str:
 
 def build_report(out_path: str | os.PathLike, summary_path: str, per_case_path: str, train_log_path: str,
                  figures: dict[str, str], cases: list[dict], params: dict, manifest: pd.DataFrame,
-                 real_ct: tuple[str, str] | None = None) -> None:
+                 real_ct: tuple[str, str] | None = None, provenance: dict | None = None) -> None:
     """Render the report. `cases`: one dict per test case with keys case, video, slices (paths); `real_ct`: the
-    real-CT check's metrics JSON and figure."""
+    real-CT check's metrics JSON and figure; `provenance`: abdoseg.provenance.collect's account of the run."""
     summary = json.loads(Path(summary_path).read_text())
     per_case = pd.read_csv(per_case_path)
     log = pd.read_csv(train_log_path)
@@ -51,6 +51,7 @@ def build_report(out_path: str | os.PathLike, summary_path: str, per_case_path: 
         epochs=int(log.epoch.max()), train_seconds=float(log.seconds.sum()),
         real_ct=None if real_ct is None else {"metrics": json.loads(Path(real_ct[0]).read_text()),
                                               "figure": data_uri(real_ct[1], "image/png")},
+        provenance=provenance,
     )
     with files.atomic_path(out_path) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -45,9 +45,9 @@ rule summarize:
     output:
         per_case=P.DICE_PER_CASE,
         summary=P.DICE_SUMMARY,
-        dice_figure=P.DICE_FIGURE,
-        volume_figure=P.VOLUME_FIGURE,
-        curve_figure=P.CURVE_FIGURE,
+        dice_figure=report(P.DICE_FIGURE, caption="../report/dice.rst", category="Quality"),
+        volume_figure=report(P.VOLUME_FIGURE, caption="../report/volume.rst", category="Quality"),
+        curve_figure=report(P.CURVE_FIGURE, caption="../report/curve.rst", category="Training"),
     threads: 1
     log:
         log_path("summarize"),
@@ -63,7 +63,7 @@ rule real_ct:
     output:
         prediction=P.REAL_CT_PREDICTION,
         metrics=P.REAL_CT_METRICS,
-        figure=P.REAL_CT_FIGURE,
+        figure=report(P.REAL_CT_FIGURE, caption="../report/real_ct.rst", category="Real CT"),
     params:
         predict=section("predict"),
         evaluate=section("evaluate"),
