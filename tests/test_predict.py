@@ -148,3 +148,28 @@ def test_cli_evaluate_and_visualize(checkpoint, tmp_path):
     assert run.returncode == 0, run.stderr
     assert (out / "one.mp4").stat().st_size > 0 and (out / "one.png").stat().st_size > 0
     assert nifti.load(out / "one_seg.nii.gz").shape == case.image.shape
+
+
+def test_cli_evaluate_scores_only_annotated_organs(checkpoint, tmp_path, capsys):
+    """Issue #17: on a spleen-only dataset, a predicted liver or kidney is not scored as Dice 0 ("not annotated
+    is not absent"). The folder's manifest.tsv decides, else --annotated, else the organs present in the reference."""
+    import pandas as pd
+
+    from abdoseg.cli import main
+    from abdoseg.ingest import write_case, write_manifest
+
+    case = generate_case(4, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0)))
+    spleen_only = np.where(case.labels == L.SPLEEN, L.SPLEEN, 0).astype(np.uint8)
+    row = write_case(tmp_path / "data", "one", case.image, spleen_only, case.affine, source="synthetic")
+
+    def organs(*extra):
+        table = tmp_path / "metrics.csv"
+        main(["evaluate", "--model-path", str(checkpoint), "--data-path", str(tmp_path / "data"), "--output", str(table),
+              "--threads", "1", *extra])
+        return set(pd.read_csv(table).organ)
+
+    assert organs() == {"spleen"}  # plain folder: the liver and kidneys are absent from the reference, so not scored
+    assert organs("--annotated", "spleen", "liver") == {"spleen", "liver"}  # the user says the liver is annotated
+    write_manifest(tmp_path / "data", [{**row, "annotated": "spleen,kidney_left"}])
+    assert organs() == {"spleen", "kidney_left"}  # the manifest says so
+    assert "organs scored" in capsys.readouterr().out
