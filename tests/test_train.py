@@ -25,7 +25,7 @@ CASES = ["a", "b", "c", "d"]
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     params = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
-    params["train"].update(epochs=8, val_every=2)
+    params["train"].update(epochs=8, val_every=2, patches_per_epoch=4, lr=1e-3)  # 16 steps: the resume tests need no more
     spec = PreprocessSpec.from_params(params["preprocess"])
     cfg = SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0), pathology_fraction=0.0)
     for i, case in enumerate(CASES):
