@@ -2,13 +2,20 @@
 # `snakemake --cores all results/report.html`; DVC runs the same rules stage by stage (dvc.yaml).
 from snakemake.utils import min_version, validate
 
+from abdoseg import presets
+
 min_version("9.0")
+
+
+report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: outputs marked with report() and their captions
 
 
 configfile: "params.yaml"
 
 
 validate(config, "workflow/schemas/params.schema.yaml")
+config.update(presets.apply(config))  # `preset: NAME` in params.yaml (or --config preset=NAME) merges workflow/presets/NAME.yaml
+validate(config, "workflow/schemas/params.schema.yaml")  # the preset's values too
 
 
 include: "workflow/rules/common.smk"

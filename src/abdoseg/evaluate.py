@@ -19,7 +19,7 @@ def evaluate_case(case: str, prediction_path: str | os.PathLike, label_path: str
                   annotated: list[str], tolerance_mm: float) -> pd.DataFrame:
     """Score one case's prediction against its reference, per annotated organ, on the original grid."""
     pred_img, ref_img = nifti.load(prediction_path), nifti.load(label_path)
-    if pred_img.shape != ref_img.shape or not np.allclose(pred_img.affine, ref_img.affine, atol=1e-3):
+    if not nifti.same_grid(pred_img, ref_img):
         raise ValueError(f"case {case}: prediction {prediction_path} {pred_img.shape} does not lie on the grid of "
                          f"its reference {label_path} {ref_img.shape}")
     pred = np.asarray(pred_img.dataobj).astype(np.uint8)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from . import masks
+
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Dice of two boolean masks; 1.0 when both are empty."""
@@ -37,7 +39,7 @@ def _surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...])
     The distance transforms run on the masks' joint bounding box (plus a margin), not the whole scan: same
     result, a fraction of the time on a 512x512x300 CT.
     """
-    box = _joint_box(a, b, 2)
+    box = masks.bounding_box(a | b, margin=2)
     sa, sb = _surface(a[box]), _surface(b[box])
     da = ndimage.distance_transform_edt(~sb, sampling=spacing)
     db = ndimage.distance_transform_edt(~sa, sampling=spacing)
@@ -52,13 +54,6 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> float
         return float("inf")
     d_pr, d_rp = _surface_distances(pred, ref, spacing)
     return float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
-
-
-def _joint_box(a: np.ndarray, b: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Bounding box of a | b, widened by `margin` voxels (clipped to the array)."""
-    both = a | b
-    idx = [np.flatnonzero(both.any(axis=tuple(x for x in range(3) if x != d))) for d in range(3)]
-    return tuple(slice(max(i[0] - margin, 0), i[-1] + 1 + margin) for i in idx)
 
 
 def surface_dice(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], tolerance_mm: float) -> float:
@@ -77,7 +72,7 @@ def surface_dice(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], 
     import torch
     from monai.metrics import compute_surface_dice
 
-    box = _joint_box(pred, ref, 1)
+    box = masks.bounding_box(pred | ref, margin=1)
     p = torch.from_numpy(np.ascontiguousarray(pred[box]))[None, None]
     r = torch.from_numpy(np.ascontiguousarray(ref[box]))[None, None]
     onehot = lambda m: torch.cat([~m, m], 1).to(torch.uint8)  # noqa: E731 [background, organ]
