@@ -220,7 +220,8 @@ def test_cli_evaluate_scores_only_annotated_organs(checkpoint, tmp_path, capsys)
     import pandas as pd
 
     from abdoseg.cli import main
-    from abdoseg.ingest import write_case, write_manifest
+    from abdoseg.ingest import write_case
+    from abdoseg.manifest import write_manifest
 
     case = generate_case(4, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0)))
     spleen_only = np.where(case.labels == L.SPLEEN, L.SPLEEN, 0).astype(np.uint8)

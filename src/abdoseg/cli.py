@@ -60,7 +60,7 @@ def _annotated(case: str, label: Path, manifest: dict[str, list[str]], flag: lis
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_case, summarize
-    from .ingest import read_manifest
+    from .manifest import read_manifest
     from .predict import predict_cases
 
     cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
