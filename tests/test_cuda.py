@@ -24,7 +24,7 @@ from abdoseg.inference import load_model, sliding_window_probs
 from abdoseg.train import train, training_loss
 from test_train import CASES, setup  # noqa: F401  (setup: the processed cases, a module fixture)
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason=f"no usable GPU: {cuda_problem()}")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason=f"needs a GPU: {cuda_problem()}")
 
 
 def _train_on(device: str, root, params, out, **train_params):
