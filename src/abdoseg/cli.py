@@ -11,6 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .runlog import one_line
+
+
+class CLIError(ValueError):
+    """A refusal of the command line itself: its message names the path or option and what to do."""
 
 
 def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
@@ -18,7 +23,8 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
     images_dir = data_path / "images" if (data_path / "images").is_dir() else data_path
     images = sorted(images_dir.glob("*.nii.gz")) + sorted(images_dir.glob("*.nii"))
     if not images:
-        raise SystemExit(f"abdoseg: no .nii or .nii.gz images in {images_dir}")
+        raise CLIError(f"{images_dir}: no .nii or .nii.gz images here; give a folder with images/ and labels/, "
+                       f"or a folder of images")
     out = []
     for img in images:
         case = img.name.removesuffix(".gz").removesuffix(".nii")
@@ -30,14 +36,23 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
 def _spec(args: argparse.Namespace):
     from .predict import PredictSpec
 
-    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes))
+    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes),
+                       args.max_memory_gb)
+
+
+def _refuse_inside(output: Path, data_path: Path, option: str) -> None:
+    """Refuse an output folder that is, or lies inside, the input folder: outputs would be read back as inputs."""
+    out, data = output.resolve(), data_path.resolve()
+    if out == data or data in out.parents:
+        raise CLIError(f"{output}: {option} lies inside the input folder {data_path}; its files would mix with "
+                       f"(or be read as) the inputs, choose a folder outside it")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict_cases
 
     if not Path(args.image).exists():
-        raise SystemExit(f"abdoseg predict: {args.image}: no such NIfTI file or DICOM folder")
+        raise CLIError(f"{args.image}: no such NIfTI file or DICOM folder")
     predict_cases([args.image], [args.output], args.model, _spec(args), args.threads)
     print(f"wrote {args.output}")
 
@@ -45,11 +60,19 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import labels as L
     from .evaluate import evaluate_case, summarize
+    from .nifti import read
     from .predict import predict_cases
+    from .scan_checks import check_labels
+
+    from .predict import refuse_overwriting_inputs
 
     cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
     if not cases:
-        raise SystemExit(f"abdoseg evaluate: {args.data_path} has no labels/ matching its images")
+        raise CLIError(f"{args.data_path}: no labels/ file matches an image; name each label like its image")
+    if args.output:
+        refuse_overwriting_inputs([args.model_path, *(str(p) for c in cases for p in c[1:])], [args.output])
+    for case, _, label in cases:  # before minutes of inference: labels the table does not know are refused
+        check_labels(read(label)[0], label)
     with tempfile.TemporaryDirectory() as tmp:
         preds = [Path(tmp) / f"{case}.nii.gz" for case, _, _ in cases]
         predict_cases([str(image) for _, image, _ in cases], [str(p) for p in preds], args.model_path, _spec(args), args.threads)
@@ -68,8 +91,9 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     from .render import render_case
 
     out = Path(args.output_path)
-    out.mkdir(parents=True, exist_ok=True)
+    _refuse_inside(out, Path(args.data_path), "--output-path")
     cases = _cases(Path(args.data_path))
+    out.mkdir(parents=True, exist_ok=True)
     predict_cases([str(image) for _, image, _ in cases], [str(out / f"{case}_seg.nii.gz") for case, _, _ in cases],
                   args.model_path, _spec(args), args.threads)
     for case, image, label in cases:
@@ -91,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
         p.add_argument("--mirror-axes", type=int, nargs="*", default=[], choices=[0, 1, 2],
                        help="test-time mirroring axes (0 left-right, kidneys swapped back; 1 AP; 2 SI)")
+        p.add_argument("--max-memory-gb", type=float, default=16.0,
+                       help="refuse a scan whose estimated peak memory is above this (predict.max_memory_gb)")
+        p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
 
     p = sub.add_parser("predict", help="segment one CT (NIfTI file or DICOM series folder) into OUT, on the input's grid")
     p.add_argument("image")
@@ -118,7 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads <= 0:
         args.threads = os.cpu_count() or 1
-    args.func(args)
+    try:
+        args.func(args)
+    except Exception as err:  # one line for the user; --debug keeps the traceback for a bug report
+        if args.debug:
+            raise
+        hint = "" if isinstance(err, (ValueError, OSError)) else " (a bug? --debug shows the traceback to report)"
+        print(one_line(err) + hint, file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
