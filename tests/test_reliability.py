@@ -107,6 +107,14 @@ def test_nrrd_and_mha_are_refused_by_name(tmp_path, name):
         read_scan(tmp_path / name)
 
 
+def test_a_4d_nifti_is_refused_by_name(tmp_path, case):
+    image, _, affine = case
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([image, image], -1), affine), str(path))
+    with pytest.raises(ValueError, match=rf"{path}: expected a 3D volume, got shape"):
+        read_scan(path)
+
+
 def test_a_step_failure_prints_one_line_on_the_console_and_the_traceback_in_its_log(tmp_path, capsys):
     log = tmp_path / "logs" / "step.log"
     with pytest.raises(SystemExit) as exit_:

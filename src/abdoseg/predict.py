@@ -41,6 +41,9 @@ class PredictSpec:
                    tuple(int(a) for a in params.get("mirror_axes", [])), float(params.get("max_memory_gb", 16.0)))
 
 
+LIBRARIES_BYTES = 1 << 30  # torch, MONAI, the network and its activations: a fixed share of predict's peak
+
+
 @dataclass(frozen=True)
 class Cost:
     """What segmenting one scan will take, known from its header before any voxel is read."""
@@ -54,16 +57,16 @@ def estimate_cost(shape: tuple[int, ...], affine: np.ndarray, spec: PreprocessSp
                   overlap: float, mirror_axes: tuple[int, ...] = ()) -> Cost:
     """Peak memory and number of network windows of `predict_array` for a scan of this shape and affine.
 
-    Memory: about 20 bytes per original voxel (the stored scan, its float32 canonical copy and the resampling's
-    intermediates, then the inversion's running arg-max) plus 16 bytes per class and processed voxel (logits,
-    blending weights, softmax and the mirrored sum). bench/bad_inputs.py and docs/reliability.md compare it
-    with measured peaks.
+    Memory: 1 GB for the libraries and the network (torch and MONAI alone take about 0.45 GB), 28 bytes per
+    original voxel (the stored scan, its float32 canonical copy and the resampling's intermediates, then the
+    inversion's running arg-max) and 16 bytes per class and processed voxel (logits, blending weights, softmax
+    and the mirrored sum). docs/reliability.md compares it with measured peaks; it is meant as an upper bound.
     """
     order = np.argsort(nib.orientations.io_orientation(affine)[:, 0])  # array axis along R-L, A-P, S-I
     spacing = nifti.spacing(affine)
     grid = processed_shape(tuple(int(shape[a]) for a in order), tuple(spacing[a] for a in order), spec.spacing)
     n_orig, n_proc = int(np.prod(shape[:3], dtype=np.int64)), int(np.prod(grid, dtype=np.int64))
-    memory = 20 * n_orig + 16 * L.NUM_CLASSES * n_proc
+    memory = LIBRARIES_BYTES + 28 * n_orig + 16 * L.NUM_CLASSES * n_proc
     step = [max(1, int(p * (1 - overlap))) for p in patch]
     windows = int(np.prod([1 + max(0, -(-(g - p) // s)) for g, p, s in zip(grid, patch, step)]))
     return Cost(memory, windows * 2 ** len(mirror_axes), grid)
