@@ -122,8 +122,8 @@ class Bench:
         if preset is not None:
             (d / "preset.yaml").write_text(yaml.safe_dump(preset))
             extra = ["--configfile", "preset.yaml"]
-        rc, out, secs = run([sys.executable, "-m", "snakemake", *(["-n"] if dry else []), "--cores", "1", *extra,
-                             "data/raw/manifest.tsv"], d)
+        rc, out, secs = run([sys.executable, "-m", "snakemake", "data/raw/manifest.tsv", *(["-n"] if dry else []),
+                             "--cores", "1", *extra], d)  # --configfile takes several files: it goes last
         console = "\n".join(ln for ln in out.splitlines() if "abdoseg:" in ln or "Traceback" in ln or "Error" in ln)
         outcome = classify(rc, console if console else out, False, False)
         if rc != 0 and "Traceback" in out and outcome == REFUSED:
