@@ -21,7 +21,8 @@ from abdoseg import fetch as fetch_module
 from abdoseg import labels as L
 from abdoseg import files, nifti, sources
 from abdoseg.archive import UnsafeArchiveError, extract, open_archive
-from abdoseg.ingest import ingest, read_manifest
+from abdoseg.ingest import ingest
+from abdoseg.manifest import read_manifest
 from abdoseg.evaluate import evaluate_case
 from abdoseg.fetch import ChecksumError, DownloadError, fetch, zenodo_md5
 from abdoseg.split import split_cases

@@ -1,7 +1,8 @@
-"""The whole pipeline, for real: Snakemake on tiny parameters in a temporary copy, then DVC over the same chain."""
+"""The whole pipeline, for real: `dvc repro` (Snakemake stage by stage) on tiny parameters in a temporary git repository."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,17 +27,35 @@ def _env() -> dict:
     return {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1"}
 
 
+def _sh(root: Path, *cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command in `root`; fail the test with its output when it fails."""
+    done = subprocess.run(list(cmd), cwd=root, env=env or _env(), capture_output=True, text=True)
+    assert done.returncode == 0, " ".join(cmd) + "\n" + done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
+GIT_USER = ("-c", "user.name=test", "-c", "user.email=test@example.invalid")
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A copy of the pipeline with tiny params, after `snakemake --cores 2 results/report.html`."""
+    """A git repository holding a copy of the project with tiny params, as committed, after `dvc repro` and a commit
+    of what git tracks (dvc.lock and the small metrics files): what a user has after a first run."""
     root = tmp_path_factory.mktemp("pipeline")
-    for item in ("Snakefile", "workflow", "dvc.yaml", "src"):
+    for item in ("Snakefile", "workflow", "dvc.yaml", "src", ".dvc", ".dvcignore", ".gitignore"):
         src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item, **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+        if src.is_dir():
+            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "cache", "tmp",
+                                                                            "config.local"))
+        else:
+            shutil.copy(src, root / item)
     shutil.copy(REPO / "tests" / "tiny_params.yaml", root / "params.yaml")
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "results/report.html"], cwd=root, env=_env(),
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    _sh(root, "git", "init", "-q")
+    _sh(root, "git", "add", "-A")
+    _sh(root, "git", *GIT_USER, "commit", "-qm", "project")
+    _sh(root, "dvc", "repro")
+    _sh(root, "git", "add", "-A")
+    _sh(root, "git", *GIT_USER, "commit", "-qm", "first run")
     return root
 
 
@@ -115,34 +134,151 @@ def test_snakemake_reruns_what_a_params_change_touches(run_dir):
     assert "rule train:" not in planned and "rule predict:" not in planned and "rule preprocess:" not in planned
 
 
-def test_dvc_runs_the_same_chain(run_dir):
-    """`dvc repro` in a fresh git repository runs every stage through Snakemake; metrics and params are tracked."""
-    env = _env()
+def _stages_run(output: str) -> set[str]:
+    """Stages a `dvc repro` / `dvc exp run` ran, from its output."""
+    return set(re.findall(r"Running stage '(\w+)'", output))
 
-    def sh(*cmd: str) -> subprocess.CompletedProcess:
-        done = subprocess.run(list(cmd), cwd=run_dir, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, " ".join(cmd) + "\n" + done.stdout[-3000:] + done.stderr[-3000:]
-        return done
 
-    sh("git", "init", "-q")
-    sh("dvc", "init", "-q")
-    sh("dvc", "repro")
-    lock = yaml.safe_load((run_dir / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"data", "train", "evaluate", "render", "report"}
-    metrics = json.loads(sh("dvc", "metrics", "show", "--json").stdout)
-    flat = json.dumps(metrics)
-    for organ in L.ORGANS.values():
-        assert organ in flat
-    assert "up to date" in sh("dvc", "status").stdout.lower()
-    sh("git", "add", "-A")
-    sh("git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", "baseline")
-    plots = sh("dvc", "plots", "show", "--json").stdout
-    assert "train_log.csv" in plots and "dice_per_case.csv" in plots
-    diff = json.loads(sh("dvc", "metrics", "diff", "--all", "--json").stdout)
-    assert all(organ in json.dumps(diff) for organ in L.ORGANS.values())
-    params = yaml.safe_load((run_dir / "params.yaml").read_text())
-    params["train"]["epochs"] = 3
-    (run_dir / "params.yaml").write_text(yaml.safe_dump(params))
-    status = sh("dvc", "status").stdout
-    assert "train" in status and "params.yaml" in status
-    assert "data:" not in status  # the data stage does not read train params
+def test_git_tracks_the_lock_and_the_small_metrics_files(run_dir):
+    tracked = set(_sh(run_dir, "git", "ls-files").stdout.split())
+    for path in ("dvc.lock", ".dvc/config", "results/metrics/dice_summary.json", "results/metrics/dice_per_case.csv",
+                 "results/metrics/real_ct.json", "results/model/train_log.csv"):
+        assert path in tracked, path
+    assert not any(p.startswith(("data/", "results/predictions", "results/videos")) for p in tracked)
+    assert "nothing to commit" in _sh(run_dir, "git", "status").stdout
+
+
+def test_a_second_repro_does_nothing(run_dir):
+    out = _sh(run_dir, "dvc", "repro").stdout
+    assert _stages_run(out) == set(), out[-3000:]
+    assert "up to date" in _sh(run_dir, "dvc", "status").stdout.lower()
+    planned = _sh(run_dir, sys.executable, "-m", "snakemake", "-n", "--cores", "1", "results/report.html").stdout
+    assert "Nothing to be done" in planned, planned[-3000:]
+
+
+def test_real_ct_check_is_a_dvc_metric(run_dir):
+    shown = json.loads(_sh(run_dir, "dvc", "metrics", "show", "--json").stdout)
+    flat = json.dumps(shown)
+    assert "real_ct.json" in flat and "dice_summary.json" in flat
+    real = json.loads((run_dir / "results/metrics/real_ct.json").read_text())
+    assert set(L.ORGANS.values()) <= set(real) and all(0 <= real[o]["dice"] <= 1 for o in L.ORGANS.values())
+    html = (run_dir / "results/report.html").read_text()
+    assert 'id="real-ct-table"' in html and "not an expert" in html
+
+
+def test_a_module_that_predict_imports_reruns_evaluate_not_data_or_train(run_dir):
+    module = run_dir / "src" / "abdoseg" / "predict.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# changed\n")
+        status = json.loads(_sh(run_dir, "dvc", "status", "--json").stdout)
+    finally:
+        module.write_text(original)
+    assert set(status) == {"evaluate"}, status
+
+
+def test_a_render_parameter_reruns_render_and_report_only_and_exp_show_lists_dice(run_dir):
+    try:
+        out = _sh(run_dir, "dvc", "exp", "run", "-S", "render.frames=3").stdout
+        assert _stages_run(out) == {"render", "report"}, out[-3000:]
+        shown = _sh(run_dir, "dvc", "exp", "show", "--no-pager", "--csv").stdout
+        header = shown.splitlines()[0]
+        for organ in L.ORGANS.values():
+            assert f"{organ}.dice_mean" in header, header
+    finally:
+        _sh(run_dir, "git", "checkout", "--", ".")
+        _sh(run_dir, "dvc", "checkout", "--force")
+    frames = list(iio.imiter(run_dir / f"results/videos/{_split(run_dir)['test'][0]}.mp4"))
+    assert len(frames) == yaml.safe_load((run_dir / "params.yaml").read_text())["render"]["frames"]
+
+
+def test_metrics_diff_compares_with_the_committed_run(run_dir):
+    committed = json.loads((run_dir / "results/metrics/dice_summary.json").read_text())
+    try:
+        _sh(run_dir, "dvc", "exp", "run", "-S", "evaluate.nsd_tolerance_mm=6.0")
+        diff = json.loads(_sh(run_dir, "dvc", "metrics", "diff", "--json").stdout)
+        now = json.loads((run_dir / "results/metrics/dice_summary.json").read_text())
+        changes = diff["results/metrics/dice_summary.json"]
+        for organ in L.ORGANS.values():
+            if now[organ]["nsd_mean"] != committed[organ]["nsd_mean"]:
+                row = changes[f"{organ}.nsd_mean"]
+                assert row["old"] == pytest.approx(committed[organ]["nsd_mean"])
+                assert row["new"] == pytest.approx(now[organ]["nsd_mean"])
+        assert any(k.endswith("nsd_mean") for k in changes), changes
+        html = (run_dir / "results/report.html").read_text()
+        assert 'id="compared-table"' in html and "evaluate.nsd_tolerance_mm" in html
+    finally:
+        _sh(run_dir, "git", "checkout", "--", ".")
+        _sh(run_dir, "dvc", "checkout", "--force")
+
+
+def test_the_preset_is_one_switch_for_snakemake_and_dvc(run_dir):
+    params_path = run_dir / "params.yaml"
+    original = params_path.read_text()
+    try:
+        params_path.write_text(original.replace("preset: null", "preset: vnet-paper"))
+        status = json.loads(_sh(run_dir, "dvc", "status", "--json").stdout)
+        planned = _sh(run_dir, sys.executable, "-m", "snakemake", "-n", "--cores", "1", "results/report.html").stdout
+    finally:
+        params_path.write_text(original)
+    assert {"data", "train", "evaluate", "render"} <= set(status), status
+    assert "rule train:" in planned
+
+
+def _clone_and_pull(run_dir: Path, dest: Path, remote: list[str], env: dict | None = None) -> Path:
+    _sh(run_dir, "dvc", "push", *remote, env=env)
+    _sh(dest.parent, "git", "clone", "-q", str(run_dir), str(dest))
+    return dest
+
+
+def _assert_restored(clone: Path, run_dir: Path, env: dict | None = None) -> None:
+    """Everything a run made is back, bit for bit, and neither DVC nor Snakemake wants to rerun anything."""
+    for rel in ("results/model/best.pt", "results/report.html", "data/raw/manifest.tsv"):
+        assert (clone / rel).read_bytes() == (run_dir / rel).read_bytes(), rel
+    assert "up to date" in _sh(clone, "dvc", "status", env=env).stdout.lower()
+    _sh(clone, "make", "-f", str(REPO / "Makefile"), "restore-times", env=env)
+    planned = _sh(clone, sys.executable, "-m", "snakemake", "-n", "--cores", "1", "results/report.html", env=env).stdout
+    assert "Nothing to be done" in planned, planned[-3000:]
+
+
+def test_push_then_pull_into_a_fresh_clone_local_remote(run_dir):
+    # beside the first repository, as a user's second clone: the default remote (../abdoseg-dvc-remote) is shared
+    clone = _clone_and_pull(run_dir, run_dir.parent / "second_clone", [])
+    _sh(clone, "dvc", "pull")
+    _assert_restored(clone, run_dir)
+
+
+def test_push_then_pull_through_an_s3_server(run_dir, tmp_path):
+    """A real S3 API (moto's server on 127.0.0.1) as the remote: push, fresh clone, pull."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        env = {**_env(), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                     region_name="us-east-1").create_bucket(Bucket="abdoseg-test")
+
+        def add_remote(where: Path) -> None:  # --local: the test's remote stays out of the committed .dvc/config
+            _sh(where, "dvc", "remote", "add", "--local", "s3", "s3://abdoseg-test/store", env=env)
+            _sh(where, "dvc", "remote", "modify", "--local", "s3", "endpointurl", endpoint, env=env)
+
+        add_remote(run_dir)
+        clone = _clone_and_pull(run_dir, tmp_path / "clone", ["-r", "s3"], env)
+        add_remote(clone)
+        _sh(clone, "dvc", "pull", "-r", "s3", env=env)
+        _assert_restored(clone, run_dir, env)
+    finally:
+        server.stop()
+
+
+def test_snakemake_report_has_the_marked_outputs(run_dir, tmp_path):
+    out = tmp_path / "snakemake_report.zip"
+    _sh(run_dir, sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(out))
+    import zipfile
+
+    names = zipfile.ZipFile(out).namelist()
+    assert any(n.endswith("dice_boxplot.png") for n in names) and any(n.endswith("slices.png") for n in names), names[:20]

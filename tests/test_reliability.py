@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from abdoseg import cli, files, nifti, params_check, runlog, scan_checks, vnet
+from abdoseg import cli, files, nifti, params_check, presets, runlog, scan_checks, vnet
 from abdoseg import fetch as fetch_module
 from abdoseg.evaluate import evaluate_case
 from abdoseg.inference import load_model
@@ -473,22 +473,23 @@ def test_cross_field_rules(edit, match):
 
 
 def test_every_preset_holds_only_known_keys_and_passes_the_rules():
-    for preset in sorted((REPO / "workflow" / "presets").glob("*.yaml")):
-        overlay = yaml.safe_load(preset.read_text())
-        assert params_check.unknown_keys(overlay, _params_yaml()) == [], preset
-        merged = _params_yaml()
-        for section, values in overlay.items():
-            merged[section].update(values)
-        params_check.check_params(merged, _params_yaml())
+    folder = REPO / "workflow" / "presets"
+    assert presets.available(folder)
+    for name in presets.available(folder):
+        assert params_check.unknown_keys(yaml.safe_load((folder / f"{name}.yaml").read_text()), _params_yaml()) == []
+        params_check.check_params(presets.apply({**_params_yaml(), "preset": name}, folder), _params_yaml())
 
 
-def test_dry_run_stops_with_one_line_naming_the_parameter(tmp_path):
+@pytest.mark.parametrize("preset, line", [
+    ("split: {fractions: {train: 0.7, val: 0.3, test: 0.3}}", "abdoseg: split.fractions: "),
+    ("modle: {depth: 4}", "abdoseg: workflow/presets/typo.yaml: preset key modle is not a parameter of params.yaml")])
+def test_dry_run_stops_with_one_line_naming_the_parameter(tmp_path, preset, line):
     for item in ("Snakefile", "params.yaml", "workflow"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
-    (tmp_path / "preset.yaml").write_text("split: {fractions: {train: 0.7, val: 0.3, test: 0.3}}\n")
-    run = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1", "--configfile", "preset.yaml"], cwd=tmp_path,
+    (tmp_path / "workflow" / "presets" / "typo.yaml").write_text(preset + "\n")
+    run = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1", "--config", "preset=typo"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].startswith("abdoseg: split.fractions: ") and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(line) and "Traceback" not in run.stderr, run.stderr
     assert not (tmp_path / "data").exists()

@@ -4,7 +4,8 @@ import imageio.v3 as iio
 import numpy as np
 
 from abdoseg import labels as L
-from abdoseg.render import render_video, slice_overlay
+from abdoseg.render import render_video
+from abdoseg.slices import overlay as slice_overlay
 
 
 def _scene(axcodes="RAS"):

@@ -48,6 +48,18 @@ def test_every_rule_belongs_to_exactly_one_dvc_stage():
     assert set(owner) == set(rules) - {"all"}, set(rules) - {"all"} - set(owner)
 
 
+def test_each_stage_depends_on_every_module_its_rules_import():
+    """A change to a module that a stage's scripts import must rerun that stage: dvc.yaml lists exactly those modules
+    (`python tools/dvc_deps.py` rewrites the lists)."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from dvc_deps import stage_modules
+
+    for name, needed in stage_modules().items():
+        listed = {d for d in _stages()[name]["deps"] if d.startswith("src/abdoseg/") and d.endswith(".py")}
+        assert not set(needed) - listed, f"stage {name} misses deps: " + ", ".join(sorted(set(needed) - listed))
+        assert not listed - set(needed), f"stage {name} lists modules its rules never import: " + ", ".join(sorted(listed - set(needed)))
+
+
 def test_stage_params_are_params_sections():
     sections = set(yaml.safe_load((REPO / "params.yaml").read_text()))
     used = set()

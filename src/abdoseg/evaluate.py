@@ -23,7 +23,7 @@ def evaluate_case(case: str, prediction_path: str | os.PathLike, label_path: str
     plain misses (Dice 0) and hide a label map that was never converted.
     """
     pred_img, ref_img = nifti.load(prediction_path), nifti.load(label_path)
-    if pred_img.shape != ref_img.shape or not np.allclose(pred_img.affine, ref_img.affine, atol=1e-3):
+    if not nifti.same_grid(pred_img, ref_img):
         raise ValueError(f"case {case}: prediction {prediction_path} {pred_img.shape} does not lie on the grid of "
                          f"its reference {label_path} {ref_img.shape}")
     pred = scan_checks.check_labels(nifti.read(prediction_path)[0], prediction_path)

@@ -26,9 +26,8 @@ from tqdm import tqdm
 
 from . import archive, dicom, fetch, files, nifti, scan_checks, sources, synthetic
 from . import labels as L
+from .manifest import write_manifest
 
-MANIFEST_COLUMNS = ["case", "source", "url", "sha256", "spacing", "shape", "axes", "dtype", "annotated", "split", "notes"]
-AFFINE_TOLERANCE_MM = 1e-2  # image and label affines may differ by float rounding, not by a voxel shift
 MAX_VOLUME_BYTES = 8 << 30  # a CT volume in memory; above it a header is lying (or it is not an abdominal CT)
 
 
@@ -81,19 +80,6 @@ def download_synthetic(raw_dir: str | os.PathLike, cfg: synthetic.SyntheticConfi
     else:
         rows = [_synthetic_one(j) for j in tqdm(jobs, desc="synthetic cases", unit="case")]
     return write_manifest(raw_dir, rows)
-
-
-def write_manifest(raw_dir: str | os.PathLike, rows: list[dict]) -> pd.DataFrame:
-    """Write manifest.tsv (sorted by case) atomically and return it."""
-    df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("case").reset_index(drop=True)
-    with files.atomic_path(Path(raw_dir) / "manifest.tsv") as tmp:
-        df.to_csv(tmp, sep="\t", index=False)
-    return df
-
-
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a manifest.tsv as strings (spacing and shape stay as written)."""
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
 class BadCase(ValueError):
@@ -152,7 +138,7 @@ def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id:
     img, lab = _load(path, case)
     if img.shape != shape:
         raise BadCase(f"case {case}: labels {path.name} have shape {img.shape}, the image {shape}")
-    if not np.allclose(img.affine, affine, atol=AFFINE_TOLERANCE_MM):
+    if not np.allclose(img.affine, affine, atol=nifti.GRID_TOLERANCE_MM):
         raise BadCase(f"case {case}: labels {path.name} and the image have different affines "
                       f"(largest difference {np.abs(img.affine - affine).max():.3g} mm)")
     if not np.issubdtype(lab.dtype, np.integer) and not np.array_equal(lab, np.round(lab)):
@@ -226,9 +212,20 @@ def _source(data_params: dict) -> sources.Source:
     return src
 
 
-def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str, str, list[str], Callable[[str], bytes],
-                                                                            Callable[[list[str]], None], list[str]]:
-    """(root, url, member names, read member, extract members, notes) for a folder, a remote zip or an archive."""
+@dataclasses.dataclass(frozen=True)
+class Opened:
+    """A dataset opened for reading, whatever it is (a folder, a remote zip read by ranges, a downloaded archive)."""
+
+    root: str  # where the extracted members (or the folder's files) lie
+    url: str  # the archive URL, "" for a folder
+    names: list[str]  # member names, relative to root
+    read: Callable[[str], bytes]  # one member's bytes (the sources' case finders read small CSVs with it)
+    extract: Callable[[list[str]], None]  # put these members under root (a no-op for a folder)
+    notes: list[str]  # provenance for the manifest: how the bytes were checked
+
+
+def _open(src: sources.Source, data_params: dict, downloads: Path) -> Opened:
+    """Open the configured dataset: a folder, a remote zip (only the wanted members) or a downloaded archive."""
     folder = data_params.get("folder")
     url = data_params.get("url") or src.url  # data.url: a mirror, or your own copy of a folder-only dataset's archive
     if url is None or (folder and not data_params.get("url")):
@@ -239,7 +236,7 @@ def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str,
         if not root.is_dir():
             raise ValueError(f"data.folder {root} is not a folder")
         names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-        return str(root), "", names, lambda n: (root / n).read_bytes(), lambda members: None, []
+        return Opened(str(root), "", names, lambda n: (root / n).read_bytes(), lambda members: None, [])
     md5 = data_params.get("md5") or src.md5  # a mirror (data.url) serves the same file
     # one cache folder per archive URL: the small and full TotalSegmentator sets, or a mirror, never mix
     target = downloads / src.name / hashlib.sha256(url.encode()).hexdigest()[:12]
@@ -258,8 +255,8 @@ def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str,
                 print(f"{url}: {remote.bytes_transferred / 1e6:.1f} MB transferred in {remote.requests} requests "
                       f"for {len(names)} files ({remote.bytes_transferred / size:.2%} of the archive)", flush=True)
 
-            return (str(members), url, archive.names(zf), zf.read, extract,
-                    ["range-read", "zip CRC-32 checked per member (no whole-archive md5)"])
+            return Opened(str(members), url, archive.names(zf), zf.read, extract,
+                          ["range-read", "zip CRC-32 checked per member (no whole-archive md5)"])
         print(f"{url}: the server ignores Range requests; downloading the whole archive", flush=True)
     md5 = md5 or fetch.zenodo_md5(url)  # AMOS and FLARE22: Zenodo publishes the md5 with the record
     fetch.fetch(url, local, md5)
@@ -270,20 +267,21 @@ def _open(src: sources.Source, data_params: dict, downloads: Path) -> tuple[str,
         archive.extract(arc, [name], members)
         return (members / archive.safe_relpath(name)).read_bytes()
 
-    return str(members), url, names, read, lambda names_: archive.extract(arc, names_, members), \
-        [f"archive md5 {md5}" if md5 else "archive without a published md5"]
+    return Opened(str(members), url, names, read, lambda names_: archive.extract(arc, names_, members),
+                  [f"archive md5 {md5}" if md5 else "archive without a published md5"])
 
 
 def download_dataset(raw_dir: str | os.PathLike, data_params: dict, downloads: str | os.PathLike,
                      workers: int = 1) -> pd.DataFrame:
     """Fetch (or find) a real dataset, select the wanted cases, check, map and write them; then the manifest."""
     src = _source(data_params)
-    root, url, names, read, extract, notes = _open(src, data_params, Path(downloads))
-    chosen = select_cases(src.find_cases(names, read), data_params, src.name)
+    opened = _open(src, data_params, Path(downloads))
+    chosen = select_cases(src.find_cases(opened.names, opened.read), data_params, src.name)
     print(f"{src.name}: {len(chosen)} cases selected", flush=True)
-    listed = set(names)
-    extract(sorted({f for c in chosen for f in [c.image, c.label, *c.masks.values()] if f in listed}))
-    jobs = [(str(raw_dir), root, c, src.name, url, src.label_map, src.max_id, src.annotated, notes) for c in chosen]
+    listed = set(opened.names)
+    opened.extract(sorted({f for c in chosen for f in [c.image, c.label, *c.masks.values()] if f in listed}))
+    jobs = [(str(raw_dir), opened.root, c, src.name, opened.url, src.label_map, src.max_id, src.annotated, opened.notes)
+            for c in chosen]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(tqdm(pool.map(_ingest, jobs), total=len(jobs), desc=f"{src.name} cases", unit="case"))

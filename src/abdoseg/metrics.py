@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from . import masks
+
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Dice of two boolean masks; 1.0 when both are empty."""
@@ -32,8 +34,7 @@ def _surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...])
     result, a fraction of the time on a 512x512x300 CT.
     """
     both = a | b
-    idx = [np.flatnonzero(both.any(axis=tuple(x for x in range(3) if x != d))) for d in range(3)]
-    box = tuple(slice(max(i[0] - 2, 0), i[-1] + 3) for i in idx)
+    box = masks.bounding_box(both, margin=2)
     sa, sb = _surface(a[box]), _surface(b[box])
     da = ndimage.distance_transform_edt(~sb, sampling=spacing)
     db = ndimage.distance_transform_edt(~sa, sampling=spacing)

@@ -12,6 +12,14 @@ import numpy as np
 from .files import atomic_path
 
 
+GRID_TOLERANCE_MM = 1e-2  # two affines of one grid may differ by float rounding (written by other tools), not by a shift
+
+
+def same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image) -> bool:
+    """Whether two images lie on one voxel grid: same shape, affines equal within GRID_TOLERANCE_MM."""
+    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=GRID_TOLERANCE_MM)
+
+
 def load(path: str | os.PathLike) -> nib.Nifti1Image:
     """Load a NIfTI image, naming the file in the error if it is missing or unreadable."""
     path = Path(path)

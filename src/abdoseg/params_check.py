@@ -1,7 +1,8 @@
 """Rules between parameters that the JSON schema cannot express, checked before any job runs.
 
-The Snakefile calls `check_params` right after `validate(...)`, so `snakemake -n` already stops with one line
-naming the parameter; presets (workflow/presets/*.yaml) may only hold keys params.yaml has.
+The Snakefile calls `check_or_exit` right after `validate(...)`, so `snakemake -n` already stops with one line
+naming the parameter. It checks params.yaml with its preset merged (abdoseg.presets, which refuses a preset key
+that params.yaml lacks), and any key that a `--configfile` or `--config` added.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from . import presets
 from .scan_checks import MAX_EXTENT_MM, MAX_VOXEL_MM
 
 # A patch narrower than this sees no organ whole along that axis (a kidney is about 50 x 60 x 110 mm).
@@ -66,9 +68,9 @@ def check_params(params: dict, reference: dict | None = None) -> None:
 
 
 def check_or_exit(params: dict, reference_path: str = "params.yaml") -> None:
-    """What the Snakefile calls: on a broken rule, one line `abdoseg: <parameter>: <problem>` and exit status 1."""
+    """What the Snakefile calls: on a broken rule or preset, one line `abdoseg: <parameter>: <problem>`, exit 1."""
     try:
-        check_params(params, yaml.safe_load(Path(reference_path).read_text()))
-    except ParamsError as err:
+        check_params(presets.apply(params), yaml.safe_load(Path(reference_path).read_text()))
+    except ValueError as err:
         print(f"abdoseg: {err}", file=sys.stderr)
         raise SystemExit(1) from None

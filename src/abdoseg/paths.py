@@ -31,3 +31,7 @@ REPORT = "results/report.html"
 
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
+
+REAL_CT_PREDICTION = "results/real_ct/prediction.nii.gz"
+REAL_CT_METRICS = "results/metrics/real_ct.json"
+REAL_CT_FIGURE = "results/real_ct/slices.png"

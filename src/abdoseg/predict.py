@@ -16,10 +16,9 @@ from typing import Iterator
 import nibabel as nib
 import numpy as np
 import torch
-from scipy import ndimage
 
 from . import labels as L
-from . import dicom, nifti, runlog, scan_checks
+from . import dicom, masks, nifti, runlog, scan_checks
 from .device import pick_device
 from .inference import Model, load_model, mirrored_probs, sliding_window_probs
 from .preprocess import PreprocessSpec, invert_probabilities, preprocess, processed_shape
@@ -76,11 +75,8 @@ def keep_largest_component(labels: np.ndarray) -> np.ndarray:
     """A mask of the voxels to drop: for each organ, all but its largest 26-connected component."""
     drop = np.zeros(labels.shape, bool)
     for organ in L.ORGANS:
-        comps, n = ndimage.label(labels == organ, structure=np.ones((3, 3, 3)))
-        if n > 1:
-            sizes = np.bincount(comps.ravel())
-            sizes[0] = 0
-            drop |= (comps > 0) & (comps != int(np.argmax(sizes)))
+        mask = labels == organ
+        drop |= mask & ~masks.largest_component(mask)
     return drop
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import labels as L
-from . import files, nifti
+from . import files, masks, nifti
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def resample_labels(labels: np.ndarray, size: tuple[int, int, int]) -> np.ndarra
             continue
         in_box, out_box = [], []
         for d in range(3):
-            idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d)))
+            idx = masks.extent(mask)[d]
             i0, w = weights[d]
             # output voxels whose two input neighbours touch the organ's extent
             touch = np.flatnonzero((i0 + (w > 0) >= idx[0]) & (i0 <= idx[-1]))
@@ -209,18 +209,10 @@ def resample_labels(labels: np.ndarray, size: tuple[int, int, int]) -> np.ndarra
 
 def body_box(image_hu: np.ndarray, threshold: float, margin: int) -> tuple[list[int], list[int]]:
     """Bounding box of the body: the largest connected component above `threshold` HU (the couch is left out)."""
-    mask = image_hu > threshold
-    if not mask.any():
+    box = masks.bounding_box(masks.largest_component(image_hu > threshold, full_connectivity=False), margin)
+    if box is None:
         return [0, 0, 0], list(image_hu.shape)
-    comps, n = ndimage.label(mask)
-    if n > 1:
-        sizes = np.bincount(comps.ravel())
-        sizes[0] = 0
-        mask = comps == int(np.argmax(sizes))
-    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d))) for d in range(3)]
-    lo = [max(int(i[0]) - margin, 0) for i in idx]
-    hi = [min(int(i[-1]) + 1 + margin, n_) for i, n_ in zip(idx, image_hu.shape)]
-    return lo, hi
+    return [s.start for s in box], [s.stop for s in box]
 
 
 def preprocess(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
@@ -298,7 +290,7 @@ def preprocess_case(image_path: str | os.PathLike, label_path: str | os.PathLike
     """The pipeline's preprocess rule for one case: read raw NIfTI, write processed arrays and geometry."""
     img = nifti.load(image_path)
     lab = nifti.load(label_path)
-    if img.shape != lab.shape or not np.allclose(img.affine, lab.affine, atol=1e-3):
+    if not nifti.same_grid(img, lab):
         raise ValueError(f"{image_path}: image and labels differ in shape or affine ({img.shape} vs {lab.shape})")
     image, labels, geom = preprocess(np.asanyarray(img.dataobj), img.affine, spec, np.asanyarray(lab.dataobj))
     save_processed(out_image, out_label, out_meta, image, labels, geom)

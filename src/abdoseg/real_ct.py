@@ -7,20 +7,25 @@ to ours. See reference_ct/README.md for the files, their licence and checksums.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import files, nifti, slices
 from . import labels as L
-from . import nifti
 from .metrics import organ_metrics
 from .sources import TOTALSEGMENTATOR_CLASSES
+
+if TYPE_CHECKING:
+    from .predict import PredictSpec
 
 FOLDER = Path(__file__).resolve().parent / "reference_ct"
 IMAGE = FOLDER / "example_ct_sm.nii.gz"
 REFERENCE = FOLDER / "example_seg.nii.gz"
-REFERENCE_NOTE = "TotalSegmentator's output for this scan (a model's labels, not an expert's annotation)"
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,19 @@ def score(prediction: np.ndarray, reference: RealCT, tolerance_mm: float) -> dic
                      for k, v in m.items() if k != "both_empty"}
     out["mean"] = {"dice": round(float(np.mean([out[n]["dice"] for n in L.ORGANS.values()])), 4)}
     return out
+
+
+def check(model_path: str | os.PathLike, prediction_path: str | os.PathLike, metrics_path: str | os.PathLike,
+          figure_path: str | os.PathLike, spec: PredictSpec, tolerance_mm: float, threads: int = 1) -> dict:
+    """The pipeline's real-CT check: predict the bundled scan with the trained model, score it, draw it."""
+    from .predict import predict_cases  # torch and MONAI: only the check needs them, not the report or the tests
+
+    predict_cases([str(IMAGE)], [str(prediction_path)], str(model_path), spec, threads)
+    scan = load()
+    prediction = np.asarray(nifti.load(prediction_path).dataobj).astype(np.uint8)
+    result = score(prediction, scan, tolerance_mm)
+    files.write_text(metrics_path, json.dumps(result, indent=2) + "\n")
+    slices.side_by_side(scan.image, prediction, scan.labels, scan.affine, figure_path,
+                        title="real CT: the trained model (left) and TotalSegmentator's labels (right)",
+                        reference_name="TotalSegmentator")
+    return result

@@ -1,4 +1,4 @@
-"""The render step: a turntable video of a case's predicted organs (off-screen VTK) and slice overlays.
+"""The render step: a turntable video of a case's predicted organs (off-screen VTK), and slice overlays (abdoseg.slices).
 
 The camera starts anterior, superior up, so that the patient's right is on the viewer's left (the radiological
 convention every CT viewer uses), and turns once about the patient's long axis. Meshes are built in index space
@@ -12,19 +12,15 @@ import os
 if not os.environ.get("DISPLAY"):  # no X server: go straight to EGL instead of trying X first and warning
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import imageio.v2 as imageio  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pyvista as pv  # noqa: E402
 from scipy import ndimage  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from . import labels as L  # noqa: E402
-from . import files, nifti  # noqa: E402
+from . import files, masks, nifti  # noqa: E402
+from .slices import overlay  # noqa: E402
 
 
 def organ_meshes(labels: np.ndarray, affine: np.ndarray, smooth_sigma: float = 1.0) -> dict[int, pv.PolyData]:
@@ -34,10 +30,9 @@ def organ_meshes(labels: np.ndarray, affine: np.ndarray, smooth_sigma: float = 1
         mask = labels == oid
         if not mask.any():
             continue
-        idx = np.argwhere(mask)
-        lo, hi = np.maximum(idx.min(0) - 3, 0), np.minimum(idx.max(0) + 4, labels.shape)
-        sub = ndimage.gaussian_filter(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32), smooth_sigma)
-        grid = pv.ImageData(dimensions=sub.shape, origin=tuple(float(v) for v in lo), spacing=(1.0, 1.0, 1.0))
+        box = masks.bounding_box(mask, margin=3)
+        sub = ndimage.gaussian_filter(mask[box].astype(np.float32), smooth_sigma)
+        grid = pv.ImageData(dimensions=sub.shape, origin=tuple(float(s.start) for s in box), spacing=(1.0, 1.0, 1.0))
         grid.point_data["p"] = sub.ravel(order="F")
         surf = grid.contour([0.5], scalars="p")
         if surf.n_points == 0:
@@ -84,56 +79,6 @@ def render_video(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
     return frames
 
 
-def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    img = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
-    return np.asanyarray(img.dataobj), img.affine
-
-
-def slice_overlay(image: np.ndarray, pred: np.ndarray, affine: np.ndarray, path: str | os.PathLike,
-                  reference: np.ndarray | None = None, title: str = "") -> None:
-    """Axial, coronal and sagittal slices through the organs' centre, CT window -160..240 HU, outlines on top.
-
-    Filled colour: prediction; black outline: reference (when given). Axial and coronal views put the patient's
-    right on the viewer's left, as radiologists read them.
-    """
-    img, aff = _canonical(np.asarray(image, np.float32), affine)
-    prd, _ = _canonical(pred.astype(np.uint8), affine)
-    ref = _canonical(reference.astype(np.uint8), affine)[0] if reference is not None else None
-    sp = nifti.spacing(aff)
-    # cut through the kidneys (the organs a reader checks the sides of), else through whatever was found
-    for found in (np.isin(prd, [L.KIDNEY_RIGHT, L.KIDNEY_LEFT]), prd > 0, np.ones(prd.shape, bool)):
-        if found.any():
-            cx, cy, cz = np.argwhere(found).mean(0).astype(int)
-            break
-    if (prd == L.LIVER).any():
-        cx = int(np.argwhere(prd == L.LIVER)[:, 0].mean())  # sagittal through the liver
-    views = [  # (name, 2D slice with rows to display top-down, aspect)
-        ("axial", lambda v: v[::-1, ::-1, cz].T, sp[1] / sp[0]),   # anterior up, patient right on the left
-        ("coronal", lambda v: v[::-1, cy, ::-1].T, sp[2] / sp[0]),  # superior up, patient right on the left
-        ("sagittal", lambda v: v[cx, ::-1, ::-1].T, sp[2] / sp[1]),  # superior up, anterior on the left
-    ]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
-    colours = np.zeros((L.NUM_CLASSES, 4))
-    for oid, rgb in L.COLOURS.items():
-        colours[oid] = (*rgb, 0.45)
-    for ax, (name, cut, aspect) in zip(axes, views):
-        ax.imshow(cut(img), cmap="gray", vmin=-160, vmax=240, aspect=aspect, interpolation="nearest")
-        ax.imshow(colours[cut(prd)], aspect=aspect, interpolation="nearest")
-        if ref is not None:
-            ax.contour(cut(ref), levels=[o + 0.5 for o in range(L.NUM_CLASSES - 1)], colors="black", linewidths=0.6)
-        ax.set_title(name, fontsize=10)
-        ax.axis("off")
-    axes[0].text(0.01, 0.5, "R", transform=axes[0].transAxes, color="yellow", fontsize=12, va="center")
-    axes[0].text(0.97, 0.5, "L", transform=axes[0].transAxes, color="yellow", fontsize=12, va="center")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=L.COLOURS[o]) for o in L.ORGANS]
-    fig.legend(handles, list(L.ORGANS.values()), loc="lower center", ncol=4, fontsize=9, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
-    plt.close(fig)
-
-
 def render_case(image_path: str, prediction_path: str, label_path: str | None, video_path: str, slices_path: str,
                 case: str, frames: int, fps: int, size: int) -> None:
     """The pipeline's render step for one case."""
@@ -142,4 +87,4 @@ def render_case(image_path: str, prediction_path: str, label_path: str | None, v
     render_video(pred, pred_img.affine, video_path, frames=frames, fps=fps, size=size, title=f"{case} (prediction)")
     image = np.asarray(nifti.load(image_path).dataobj)
     reference = np.asarray(nifti.load(label_path).dataobj) if label_path else None
-    slice_overlay(image, pred, pred_img.affine, slices_path, reference, title=f"{case}: prediction (colour), reference (outline)")
+    overlay(image, pred, pred_img.affine, slices_path, reference, title=f"{case}: prediction (colour), reference (outline)")

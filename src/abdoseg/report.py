@@ -22,8 +22,10 @@ def data_uri(path: str | os.PathLike, mime: str) -> str:
 
 
 def build_report(out_path: str | os.PathLike, summary_path: str, per_case_path: str, train_log_path: str,
-                 figures: dict[str, str], cases: list[dict], params: dict, manifest: pd.DataFrame) -> None:
-    """Render the report. `cases`: one dict per test case with keys case, video, slices (paths)."""
+                 figures: dict[str, str], cases: list[dict], params: dict, manifest: pd.DataFrame,
+                 real_ct: tuple[str, str] | None = None, provenance: dict | None = None) -> None:
+    """Render the report. `cases`: one dict per test case with keys case, video, slices (paths); `real_ct`: the
+    real-CT check's metrics JSON and figure; `provenance`: abdoseg.provenance.collect's account of the run."""
     summary = json.loads(Path(summary_path).read_text())
     per_case = pd.read_csv(per_case_path)
     log = pd.read_csv(train_log_path)
@@ -47,6 +49,9 @@ def build_report(out_path: str | os.PathLike, summary_path: str, per_case_path: 
         figures={k: data_uri(v, "image/png") for k, v in figures.items()}, cases=case_rows,
         params=params, best=log.loc[log.dice_mean.idxmax()].to_dict() if log.dice_mean.notna().any() else None,
         epochs=int(log.epoch.max()), train_seconds=float(log.seconds.sum()),
+        real_ct=None if real_ct is None else {"metrics": json.loads(Path(real_ct[0]).read_text()),
+                                              "figure": data_uri(real_ct[1], "image/png")},
+        provenance=provenance,
     )
     with files.atomic_path(out_path) as tmp:
         tmp.write_text(html, encoding="utf-8")

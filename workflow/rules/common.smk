@@ -1,6 +1,6 @@
 # Helpers: the path contract (one place: abdoseg.paths), case lists read after the download checkpoint.
 from abdoseg import paths as P
-from abdoseg.ingest import read_manifest
+from abdoseg.manifest import read_manifest
 from abdoseg.split import split_cases
 
 localrules: all, data, render_all

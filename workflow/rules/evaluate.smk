@@ -1,4 +1,4 @@
-# predict and evaluate each test case in its own geometry, then summarize.
+# predict and evaluate each test case in its own geometry, then summarize; and the real-CT check (a bundled real scan).
 
 
 rule predict:
@@ -45,9 +45,9 @@ rule summarize:
     output:
         per_case=P.DICE_PER_CASE,
         summary=P.DICE_SUMMARY,
-        dice_figure=P.DICE_FIGURE,
-        volume_figure=P.VOLUME_FIGURE,
-        curve_figure=P.CURVE_FIGURE,
+        dice_figure=report(P.DICE_FIGURE, caption="../report/dice.rst", category="Quality"),
+        volume_figure=report(P.VOLUME_FIGURE, caption="../report/volume.rst", category="Quality"),
+        curve_figure=report(P.CURVE_FIGURE, caption="../report/curve.rst", category="Training"),
     threads: 1
     log:
         log_path("summarize"),
@@ -55,3 +55,24 @@ rule summarize:
         bench_path("summarize")
     script:
         "../scripts/summarize.py"
+
+
+rule real_ct:
+    input:
+        model=P.MODEL_BEST,
+    output:
+        prediction=P.REAL_CT_PREDICTION,
+        metrics=P.REAL_CT_METRICS,
+        figure=report(P.REAL_CT_FIGURE, caption="../report/real_ct.rst", category="Real CT"),
+    params:
+        predict=section("predict"),
+        evaluate=section("evaluate"),
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        log_path("real_ct"),
+    benchmark:
+        bench_path("real_ct")
+    script:
+        "../scripts/real_ct.py"

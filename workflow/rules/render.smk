@@ -7,8 +7,8 @@ rule render:
         prediction=P.PREDICTION,
         label=P.RAW_LABEL,
     output:
-        video=P.VIDEO,
-        slices=P.SLICES,
+        video=report(P.VIDEO, caption="../report/video.rst", category="Test cases", subcategory="{case}"),
+        slices=report(P.SLICES, caption="../report/slices.rst", category="Test cases", subcategory="{case}"),
     params:
         render=section("render"),
     threads: 1

@@ -12,6 +12,8 @@ rule report:
         manifest=P.MANIFEST,
         videos=per_case(P.VIDEO, "test"),
         slices=per_case(P.SLICES, "test"),
+        real_ct=P.REAL_CT_METRICS,
+        real_ct_figure=P.REAL_CT_FIGURE,
     output:
         P.REPORT,
     params:

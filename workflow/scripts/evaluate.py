@@ -1,6 +1,6 @@
 """Snakemake script of the evaluate rule, one case (logic: abdoseg.evaluate)."""
 from abdoseg import runlog
-from abdoseg.ingest import read_manifest
+from abdoseg.manifest import read_manifest
 from abdoseg.evaluate import evaluate_case, write_csv
 
 with runlog.to_file(snakemake.log[0]):

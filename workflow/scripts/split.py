@@ -1,6 +1,6 @@
 """Snakemake script of the split rule (logic: abdoseg.split)."""
 from abdoseg import runlog
-from abdoseg.ingest import read_manifest
+from abdoseg.manifest import read_manifest
 from abdoseg.split import split_cases, write_split
 
 with runlog.to_file(snakemake.log[0]):
