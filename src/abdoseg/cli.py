@@ -61,10 +61,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import labels as L
     from .evaluate import evaluate_case, summarize
     from .nifti import read
-    from .predict import predict_cases
+    from .predict import predict_cases, refuse_overwriting_inputs
     from .scan_checks import check_labels
-
-    from .predict import refuse_overwriting_inputs
 
     cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
     if not cases:

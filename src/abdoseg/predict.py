@@ -123,29 +123,35 @@ def read_scan(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nift
     return array, img.affine, img.header
 
 
-def check_input(array: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header | None, name: str | os.PathLike,
-                model: Model, spec: PredictSpec) -> list[str]:
-    """Refuse a scan that is not a CT we can segment, or that needs more than `spec.max_memory_gb`; the warnings."""
-    warnings = scan_checks.check_scan(array, affine, name, header, model.spec.spacing, model.spec.body_threshold)
-    cost = estimate_cost(array.shape, affine, model.spec, model.patch, spec.overlap, spec.mirror_axes)
+def check_cost(shape: tuple[int, ...], affine: np.ndarray, name: str | os.PathLike, model: Model,
+               spec: PredictSpec) -> Cost:
+    """Refuse a scan whose estimated peak memory is over `spec.max_memory_gb`, saying the estimate; else print it."""
+    cost = estimate_cost(shape, affine, model.spec, model.patch, spec.overlap, spec.mirror_axes)
     if cost.memory_bytes > spec.max_memory_gb * 1e9:
         raise scan_checks.InputError(
             f"{name}: segmenting it would need about {cost.memory_bytes / 1e9:.1f} GB of memory "
-            f"({'x'.join(map(str, array.shape))} voxels, a {'x'.join(map(str, cost.grid))} grid, {cost.windows} "
+            f"({'x'.join(map(str, shape))} voxels, a {'x'.join(map(str, cost.grid))} grid, {cost.windows} "
             f"windows), over the limit of {spec.max_memory_gb:g} GB; check its voxel size, crop it, or raise "
             f"predict.max_memory_gb (--max-memory-gb)")
     print(f"{name}: {'x'.join(map(str, cost.grid))} grid, {cost.windows} windows, about "
           f"{cost.memory_bytes / 1e9:.2f} GB at peak", flush=True)
-    return warnings
+    return cost
 
 
 def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, model: Model, device: torch.device,
                  spec: PredictSpec = PredictSpec(), timer: StageTimer | None = None) -> np.ndarray:
     """Segment a NIfTI file or DICOM folder; write the label map with the input's exact affine and shape."""
     timer = timer if timer is not None else StageTimer()
+    if not Path(image_path).is_dir():  # a NIfTI header tells the cost before any voxel is read
+        img = nifti.load(image_path)
+        scan_checks.check_header(img.header, image_path)
+        scan_checks.check_geometry(img.shape, img.affine, image_path)
+        check_cost(img.shape, img.affine, image_path, model, spec)
     with timer("read"):
         array, affine, header = read_scan(image_path)
-    warnings = check_input(array, affine, header, image_path, model, spec)
+    if header is None:
+        check_cost(array.shape, affine, image_path, model, spec)
+    warnings = scan_checks.check_scan(array, affine, image_path, header, model.spec.spacing, model.spec.body_threshold)
     for warning in warnings:
         runlog.warn(f"{image_path}: {warning}")
     labels = predict_array(array, affine, model, device, spec, timer)
