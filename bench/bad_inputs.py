@@ -84,8 +84,8 @@ def classify(rc: int, output: str, warned_in_output: bool, destroyed: bool) -> s
 
 
 class Bench:
-    def __init__(self, repo: Path, work: Path):
-        self.repo, self.work = repo, work
+    def __init__(self, repo: Path, work: Path, only: str = ""):
+        self.repo, self.work, self.only = repo, work, only
         self.model = work / "model.pt"
         make_checkpoint(repo, self.model)
         case = generate_case(0, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0)))
@@ -98,6 +98,8 @@ class Bench:
     def cli(self, name: str, args: Callable[[Path], list[str]], check_output: Path | None = None,
             watch: list[str] = ()) -> None:
         """Run `abdoseg ARGS` in a fresh folder prepared by `args(folder)`; `watch` are files that must survive."""
+        if self.only not in name:
+            return
         d = self.folder()
         argv = args(d)
         before = {w: (d / w).read_bytes() for w in watch if (d / w).exists()}
@@ -111,6 +113,8 @@ class Bench:
         print(f"{name}: {outcome}", file=sys.stderr, flush=True)
 
     def snakemake(self, name: str, edit: Callable[[dict], None], dry: bool = True, preset: dict | None = None) -> None:
+        if self.only not in name:
+            return
         d = self.folder()
         for item in ("Snakefile", "params.yaml", "workflow"):
             src = self.repo / item
@@ -119,9 +123,10 @@ class Bench:
         edit(params)
         (d / "params.yaml").write_text(yaml.safe_dump(params))
         extra = []
-        if preset is not None:
-            (d / "preset.yaml").write_text(yaml.safe_dump(preset))
-            extra = ["--configfile", "preset.yaml"]
+        if preset is not None:  # selected as each version selects presets: `preset: NAME` since main's 1ceb9b4
+            (d / "workflow" / "presets" / "typo.yaml").write_text(yaml.safe_dump(preset))
+            by_key = "preset" in yaml.safe_load((self.repo / "params.yaml").read_text())
+            extra = ["--config", "preset=typo"] if by_key else ["--configfile", "workflow/presets/typo.yaml"]
         rc, out, secs = run([sys.executable, "-m", "snakemake", "data/raw/manifest.tsv", *(["-n"] if dry else []),
                              "--cores", "1", *extra], d)  # --configfile takes several files: it goes last
         console = "\n".join(ln for ln in out.splitlines() if "abdoseg:" in ln or "Traceback" in ln or "Error" in ln)
@@ -221,10 +226,11 @@ def _dicom_edits() -> dict[str, Callable[[Path], None]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=str(HERE.parent), help="checkout whose Snakefile and params.yaml to use")
+    parser.add_argument("--only", default="", help="run only the inputs whose name contains this")
     args = parser.parse_args()
     repo = Path(args.repo).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        b = Bench(repo, Path(tmp))
+        b = Bench(repo, Path(tmp), args.only)
         img, aff = b.image, b.affine
 
         def with_voxels(fn):
