@@ -124,6 +124,31 @@ def cmd_visualize(args: argparse.Namespace) -> None:
         print(f"{case}: {pred}, {out / f'{case}.mp4'}, {out / f'{case}.png'}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .params_check import check_params
+    from .presets import apply
+    from .train import train_step
+
+    config = Path(args.config)
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no such params file")
+    params = yaml.safe_load(config.read_text())
+    schema = Path("workflow/schemas/params.schema.yaml")
+    if schema.is_file():  # in a clone of the pipeline: the same validation as the Snakefile's
+        import jsonschema
+
+        try:
+            jsonschema.validate(params, yaml.safe_load(schema.read_text()))
+        except jsonschema.ValidationError as err:
+            raise ValueError(f"{config}: {'.'.join(map(str, err.absolute_path)) or 'params'}: {err.message}") from None
+    check_params(params)
+    best = train_step(apply(params), threads=args.threads)
+    print(f"best mean validation Dice {best['dice_mean']:.3f} at epoch {best['epoch']}; wrote results/model/best.pt, "
+          "last.pt, train_log.csv")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="abdoseg", description=__doc__)
     parser.add_argument("--version", action="version", version=f"abdoseg {__version__}")
@@ -157,6 +182,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", help="also write the per-case table as CSV")
     common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train the VNet exactly as the pipeline's train rule does, from the data step's output "
+                                     "(data/splits.json, data/processed/) into results/model/ (best.pt, last.pt, "
+                                     "train_log.csv, resume.pt)")
+    p.add_argument("--config", default="params.yaml", help="the params file (its `preset` is applied)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("visualize", help="predict every case of a folder and render a video and slices of each")
     p.add_argument("--model-path", default="results/model/best.pt")
