@@ -43,7 +43,7 @@ def test_a_cpu_build_on_a_gpu_machine_is_named(fake_gpu, monkeypatch, capsys):
     monkeypatch.setattr(torch.version, "cuda", None)
     assert D.pick_device("auto") == torch.device("cpu")
     warning = capsys.readouterr().err
-    assert "warning: nvidia-smi lists 1 GPU(s) (NVIDIA H100 80GB HBM3) but torch cannot use them" in warning
+    assert "abdoseg: warning: nvidia-smi lists 1 GPU(s) (NVIDIA H100 80GB HBM3) but torch cannot use them" in warning
     assert f"torch {torch.__version__} is a CPU build" in warning
     with pytest.raises(D.DeviceError, match=r"device 'cuda' asked, but CUDA is not usable: torch .* is a CPU build"):
         D.pick_device("cuda")
@@ -82,7 +82,7 @@ def test_cli_predict_with_cuda_asked_and_no_cuda_fails_in_one_line(tmp_path):
                           "--model", str(tmp_path / "absent.pt"), "--device", "cuda", "--threads", "1"],
                          capture_output=True, text=True, env=env)
     assert run.returncode != 0 and run.stderr.count("\n") == 1, run.stderr
-    assert run.stderr.startswith("abdoseg predict: device 'cuda' asked, but CUDA is not usable: ")
+    assert run.stderr.startswith("abdoseg: device 'cuda' asked, but CUDA is not usable: ")
 
 
 CLAIM = """

@@ -22,12 +22,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from . import runlog
+
 if TYPE_CHECKING:
     import torch
 
 
-class DeviceError(RuntimeError):
-    """The asked device cannot be used; the message says why."""
+class DeviceError(ValueError):
+    """The asked device (a parameter's value) cannot be used; the message says why."""
 
 
 def nvidia_smi_gpus() -> list[tuple[str, str]]:
@@ -141,8 +143,8 @@ def pick_device(name: str) -> torch.device:
     gpus = nvidia_smi_gpus()
     if gpus:
         names = ", ".join(sorted({n for n, _ in gpus}))
-        print(f"warning: nvidia-smi lists {len(gpus)} GPU(s) ({names}) but torch cannot use them, so this runs on the "
-              f"CPU: {problem}", file=sys.stderr, flush=True)
+        runlog.warn(f"nvidia-smi lists {len(gpus)} GPU(s) ({names}) but torch cannot use them, so this runs on the CPU: "
+                    f"{problem}")
     return torch.device("cpu")
 
 
