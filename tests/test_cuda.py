@@ -46,7 +46,7 @@ def test_amp_training_resumes_exactly_on_cuda(setup, tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(C, "save", save_and_keep_epoch_2)
     _train_on("cuda", root, params, tmp_path / "straight", epochs=4, val_every=2, deterministic=True)
-    assert torch.cuda.get_device_name() in capsys.readouterr().err  # the start-up line names the GPU
+    assert torch.cuda.get_device_name() in capsys.readouterr().out  # the start-up line names the GPU
 
     resumed = tmp_path / "resumed"
     resumed.mkdir()

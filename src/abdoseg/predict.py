@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +183,7 @@ def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str,
     refuse_overwriting_inputs([*image_paths, checkpoint], out_paths)
     torch.set_num_threads(max(1, threads))
     device = pick_device(spec.device)
-    print(describe(device, spec.device), file=sys.stderr, flush=True)
+    print(describe(device, spec.device), flush=True)
     model = load_model(checkpoint, device)
     for src, dst in zip(image_paths, out_paths):
         predict_file(src, dst, model, device, spec)

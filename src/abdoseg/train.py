@@ -123,7 +123,7 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
     """
     torch.set_num_threads(max(1, threads))
     device = pick_device(params["train"]["device"])
-    print(describe(device, params["train"]["device"]), file=sys.stderr, flush=True)
+    print(describe(device, params["train"]["device"]), flush=True)
     with deterministic(bool(params["train"]["deterministic"])):
         return _train(params, train_cases, val_cases, processed_image, processed_label, Path(out_dir), device, intensity_stats)
 
