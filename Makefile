@@ -38,7 +38,7 @@ pull: setup
 	$(MAKE) restore-times
 
 restore-times:
-	snakemake --cores 1 --touch --quiet rules results/report.html
+	snakemake --cores 1 --touch results/report.html
 
 test: setup
 	$(BIN)/python -m pytest
