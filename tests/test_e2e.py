@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -16,6 +17,8 @@ import yaml
 
 from abdoseg import labels as L
 from abdoseg import nifti
+from abdoseg.metrics import dice
+from abdoseg.synthetic import SyntheticConfig, case_name, generate_case
 from conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +77,31 @@ def test_predictions_lie_on_their_input_grids(run_dir):
         assert set(np.unique(np.asarray(pred.dataobj))) <= set(range(L.NUM_CLASSES))
 
 
+def _world_x(labels: np.ndarray, affine: np.ndarray, organ: int) -> float:
+    return float((affine[:3, :3] @ np.argwhere(labels == organ).mean(0) + affine[:3, 3])[0])
+
+
+def test_kidneys_are_on_their_sides_in_every_test_case(run_dir):
+    """Left and right through the whole pipeline, RAS and LPS test cases alike: each predicted kidney lies on its
+    own side (world x, RAS+: the right kidney at higher x), as in the reference, and the kidneys' Dice beats that
+    of the same prediction with the kidneys swapped."""
+    test_cases = _split(run_dir)["test"]
+    manifest = pd.read_csv(run_dir / "data/raw/manifest.tsv", sep="\t", dtype=str).set_index("case")
+    assert set(manifest.loc[test_cases, "axes"]) == {"RAS", "LPS"}  # both storages are among the test cases
+    for case in test_cases:
+        pred_img = nifti.load(run_dir / f"results/predictions/{case}.nii.gz")
+        pred, affine = np.asarray(pred_img.dataobj), pred_img.affine
+        ref = np.asarray(nifti.load(run_dir / f"data/raw/labels/{case}.nii.gz").dataobj)
+        assert _world_x(ref, affine, L.KIDNEY_RIGHT) > _world_x(ref, affine, L.KIDNEY_LEFT), case
+        assert (pred == L.KIDNEY_RIGHT).any() and (pred == L.KIDNEY_LEFT).any(), case
+        assert _world_x(pred, affine, L.KIDNEY_RIGHT) > _world_x(pred, affine, L.KIDNEY_LEFT), case
+
+        def kidney_dice(p):
+            return sum(dice(p == k, ref == k) for k in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)) / 2
+
+        assert kidney_dice(pred) > kidney_dice(L.swap_left_right(pred)), case
+
+
 def test_metrics_tables_have_all_four_organs(run_dir):
     per_case = pd.read_csv(run_dir / "results/metrics/dice_per_case.csv")
     assert list(per_case.columns[:7]) == ["case", "organ", "dice", "nsd", "hd95", "volume_pred_ml", "volume_ref_ml"]
@@ -88,19 +116,87 @@ def test_metrics_tables_have_all_four_organs(run_dir):
     assert "dice" in summary["mean"]
 
 
-def test_videos_decode_with_several_frames(run_dir):
+def _params(root: Path) -> dict:
+    return yaml.safe_load((root / "params.yaml").read_text())
+
+
+def test_ingested_cases_read_back_as_generated(run_dir):
+    """What the data step wrote is what the generator made: every case's image, labels and affine, voxel for voxel."""
+    cfg = SyntheticConfig.from_params(_params(run_dir)["data"]["synthetic"])
+    manifest = pd.read_csv(run_dir / "data/raw/manifest.tsv", sep="\t", dtype=str)
+    assert list(manifest.case) == [case_name(i) for i in range(cfg.n_cases)]
+    for i, name in enumerate(manifest.case):
+        case = generate_case(i, cfg)
+        img, lab = nifti.load(run_dir / f"data/raw/images/{name}.nii.gz"), nifti.load(run_dir / f"data/raw/labels/{name}.nii.gz")
+        np.testing.assert_array_equal(np.asarray(lab.dataobj), case.labels, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(img.dataobj), case.image, err_msg=name)
+        np.testing.assert_allclose(img.affine, case.affine, atol=1e-6)
+        assert manifest["axes"][i] == nifti.axcodes(case.affine)
+
+
+def test_videos_have_exactly_the_frames_asked_for(run_dir):
+    render = _params(run_dir)["render"]
     for case in _split(run_dir)["test"]:
-        frames = list(iio.imiter(run_dir / f"results/videos/{case}.mp4"))
-        assert len(frames) > 1 and frames[0].ndim == 3
+        frames = np.stack(list(iio.imiter(run_dir / f"results/videos/{case}.mp4")))
+        assert frames.shape == (render["frames"], render["size"], render["size"], 3), case
 
 
-def test_report_refers_to_every_test_case(run_dir):
+class _Cells(HTMLParser):
+    """Text of every <td>/<th> cell, row by row, of the table with a given id; and the per-case Dice spans."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.in_table, self.rows, self.cell = table_id, False, [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table" and dict(attrs).get("id") == self.table_id:
+            self.in_table = True
+        elif self.in_table and tag == "tr":
+            self.rows.append([])
+        elif self.in_table and tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_table = False
+        elif self.in_table and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(self.cell.strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def test_report_numbers_are_the_metrics_files(run_dir):
+    """Every number of the report's summary table and every per-case Dice, parsed back, equals the metrics files
+    at the printed precision; every test case has its section and its one video."""
     html = (run_dir / "results/report.html").read_text()
-    for case in _split(run_dir)["test"]:
-        assert f'id="case-{case}"' in html
+    summary = json.loads((run_dir / "results/metrics/dice_summary.json").read_text())
+    parser = _Cells("summary-table")
+    parser.feed(html)
+    header, *rows = parser.rows
+    assert header[:4] == ["organ", "mean Dice", "sd", "median"]
+    by_organ = {r[0]: r for r in rows}
+    assert set(by_organ) == {*L.ORGANS.values(), "mean over organs"}
     for organ in L.ORGANS.values():
-        assert organ in html
-    assert html.count("data:video/mp4;base64,") == len(_split(run_dir)["test"])
+        s, r = summary[organ], by_organ[organ]
+        for text, value, places in [(r[1], s["dice_mean"], 3), (r[2], s["dice_sd"], 3), (r[3], s["dice_median"], 3),
+                                    (r[4], s["nsd_mean"], 3), (r[5], s["hd95_mean"], 1)]:
+            assert float(text) == pytest.approx(value, abs=0.51 * 10 ** -places), (organ, text, value)
+        assert int(r[6]) == s["n"]
+    assert float(by_organ["mean over organs"][1]) == pytest.approx(summary["mean"]["dice"], abs=5.1e-4)
+    per_case = pd.read_csv(run_dir / "results/metrics/dice_per_case.csv")
+    test_cases = _split(run_dir)["test"]
+    assert html.count("data:video/mp4;base64,") == len(test_cases)
+    for case in test_cases:
+        section = re.search(f'<div class="case" id="case-{case}">(.*?)</div>', html, re.S)
+        assert section, case
+        shown = dict(re.findall(r"</span>(\w+)\s*<span class=\"[^\"]*\">([0-9.]+)</span>", section.group(1)))
+        expected = per_case[per_case.case == case].set_index("organ").dice
+        assert set(shown) == set(expected.index), (case, shown)
+        for organ, text in shown.items():
+            assert float(text) == pytest.approx(expected[organ], abs=5.1e-4), (case, organ)
 
 
 def test_report_renders_in_a_real_browser(run_dir, tmp_path):

@@ -11,6 +11,7 @@ import yaml
 from abdoseg import nifti, vnet
 from abdoseg import labels as L
 from abdoseg.inference import load_model, mirrored_probs
+from abdoseg.metrics import dice
 from abdoseg.predict import keep_largest_component, predict_file
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from abdoseg.train import checkpoint_meta
@@ -87,21 +88,84 @@ def test_cli_predict(checkpoint, cases, tmp_path):
     assert missing.returncode != 0 and "nope.nii.gz: no such NIfTI file or DICOM folder" in missing.stderr
 
 
-def test_predict_a_dicom_folder(checkpoint, tmp_path):
-    from abdoseg.dicom import read_series
+KIDNEYS = {L.KIDNEY_RIGHT: ((55.0, -25.0, 10.0), (22.0, 26.0, 40.0)),  # world RAS mm: centre, semi-axes
+           L.KIDNEY_LEFT: ((-50.0, -20.0, -5.0), (20.0, 24.0, 35.0))}  # unequal, so a mirror cannot pass for the truth
+
+
+def _world_phantom(shape, affine):
+    """HU and labels of a body (40 HU, an ellipse in x-y) holding two kidneys (150 HU), sampled on any grid."""
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).astype(float)
+    x, y, z = np.moveaxis(ijk @ affine[:3, :3].T + affine[:3, 3], -1, 0)
+    hu = np.where((x / 130) ** 2 + (y / 100) ** 2 < 1, 40, -1000).astype(np.int16)
+    labels = np.zeros(shape, np.uint8)
+    for organ, ((cx, cy, cz), (rx, ry, rz)) in KIDNEYS.items():
+        inside = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 + ((z - cz) / rz) ** 2 < 1
+        hu[inside], labels[inside] = 150, organ
+    return hu, labels
+
+
+class _SideOracle(torch.nn.Module):
+    """A stand-in for a trained network, whose answer is known from the anatomy: in the processed (RAS) array a
+    kidney (bright voxels) on the high-x half of the body is the patient's right one, as a network trained on
+    RAS arrays learns it. Fed the whole volume at once (its patch is larger than any processed test volume)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        body, kidney = x > 0.3, x > 0.6  # 40 HU and 150 HU in the [-200, 300] window
+        i = torch.arange(x.shape[2], dtype=x.dtype).view(1, 1, -1, 1, 1).expand_as(x)
+        centre = (i * body).sum() / body.sum()
+        right = kidney & (i > centre)
+        onehot = torch.stack([~kidney, torch.zeros_like(kidney), right, kidney & ~right, torch.zeros_like(kidney)], 1)
+        return 20.0 * onehot[:, :, 0].float()
+
+
+def _oracle_model():
+    from abdoseg.inference import Model
+    from abdoseg.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec((6.0, 6.0, 6.0), "window", (-200.0, 300.0), -200.0, 500.0, -500.0, 6.0)
+    return Model(_SideOracle(), spec, (64, 64, 64), {})
+
+
+def _storage(kind: str, tmp_path):
+    """(path to give predict, the RAS affine that path's grid has, computed here from the geometry as written)."""
+    shape, sp = (100, 80, 24), np.array([3.0, 3.5, 5.0])
+    if kind in ("RAS", "LPS"):
+        sign = [1.0, 1.0, 1.0] if kind == "RAS" else [-1.0, -1.0, 1.0]
+        affine = np.diag([*(sign * sp), 1.0])
+        affine[:3, 3] = -np.asarray(sign) * (np.array(shape) - 1) / 2 * sp
+        hu, _ = _world_phantom(shape, affine)
+        assert nifti.axcodes(affine) == kind
+        nifti.save(hu, affine, tmp_path / f"{kind}.nii.gz")
+        return tmp_path / f"{kind}.nii.gz", affine
     from test_dicom import write_series
 
-    case = generate_case(0, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0), lps_fraction=0.0))
-    hu = case.image[::-1, ::-1].astype(np.int16)  # DICOM's standard axial layout: i towards the patient's left
-    sp = nifti.spacing(case.affine)
-    write_series(tmp_path / "dcm", hu, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array(sp), np.array([-100.0, -120.0, 0.0]),
-                 np.random.default_rng(0))
+    # a standard axial series: i (columns) towards the patient's left, j (rows) posterior, slices going up (LPS mm)
+    row_dir, col_dir, origin = np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array([-150.0, -140.0, -60.0])
+    affine = np.eye(4)  # by DICOM's definition, then LPS -> RAS (x and y change sign): no abdoseg code involved
+    affine[:3, 0], affine[:3, 1], affine[:3, 2] = row_dir * sp[0], col_dir * sp[1], np.cross(row_dir, col_dir) * sp[2]
+    affine[:3, 3] = origin
+    affine[:2] *= -1
+    hu, _ = _world_phantom(shape, affine)
+    write_series(tmp_path / "dcm", hu, row_dir, col_dir, sp, origin, np.random.default_rng(0))
+    return tmp_path / "dcm", affine
+
+
+@pytest.mark.parametrize("kind", ["RAS", "LPS", "DICOM"])
+def test_kidneys_land_on_the_patients_side_through_predict(kind, tmp_path):
+    """Issue #17, left and right end to end: through predict_file (reading, reorienting, resampling, inference,
+    inverting, writing), the right kidney's world x is on the patient's right (+x) for each storage, and the
+    prediction overlaps the kidney that was drawn there."""
+    path, affine = _storage(kind, tmp_path)
     out = tmp_path / "seg.nii.gz"
-    predict_file(tmp_path / "dcm", out, load_model(checkpoint, torch.device("cpu")), torch.device("cpu"))
-    array, affine = read_series(tmp_path / "dcm")
+    predict_file(path, out, _oracle_model(), torch.device("cpu"))
     res = nifti.load(out)
-    assert res.shape == array.shape
-    np.testing.assert_allclose(res.affine, affine, atol=1e-5)
+    np.testing.assert_allclose(res.affine, affine, atol=1e-5)  # the output's grid is the input's, as DICOM defines it
+    pred = np.asarray(res.dataobj)
+    _, truth = _world_phantom(res.shape, affine)
+    world_x = {o: (affine[:3, :3] @ np.argwhere(pred == o).mean(0) + affine[:3, 3])[0] for o in KIDNEYS}
+    assert world_x[L.KIDNEY_RIGHT] > 0 > world_x[L.KIDNEY_LEFT], (kind, world_x)
+    for organ in KIDNEYS:
+        assert dice(pred == organ, truth == organ) > 0.8, (kind, L.ORGANS[organ])
 
 
 def _anatomical_oracle(image: np.ndarray) -> np.ndarray:
@@ -148,3 +212,29 @@ def test_cli_evaluate_and_visualize(checkpoint, tmp_path):
     assert run.returncode == 0, run.stderr
     assert (out / "one.mp4").stat().st_size > 0 and (out / "one.png").stat().st_size > 0
     assert nifti.load(out / "one_seg.nii.gz").shape == case.image.shape
+
+
+def test_cli_evaluate_scores_only_annotated_organs(checkpoint, tmp_path, capsys):
+    """Issue #17: on a spleen-only dataset, a predicted liver or kidney is not scored as Dice 0 ("not annotated
+    is not absent"). The folder's manifest.tsv decides, else --annotated, else the organs present in the reference."""
+    import pandas as pd
+
+    from abdoseg.cli import main
+    from abdoseg.ingest import write_case
+    from abdoseg.manifest import write_manifest
+
+    case = generate_case(4, SyntheticConfig(spacing_inplane=(3.0, 3.5), slice_thickness=(4.0, 5.0)))
+    spleen_only = np.where(case.labels == L.SPLEEN, L.SPLEEN, 0).astype(np.uint8)
+    row = write_case(tmp_path / "data", "one", case.image, spleen_only, case.affine, source="synthetic")
+
+    def organs(*extra):
+        table = tmp_path / "metrics.csv"
+        main(["evaluate", "--model-path", str(checkpoint), "--data-path", str(tmp_path / "data"), "--output", str(table),
+              "--threads", "1", *extra])
+        return set(pd.read_csv(table).organ)
+
+    assert organs() == {"spleen"}  # plain folder: the liver and kidneys are absent from the reference, so not scored
+    assert organs("--annotated", "spleen", "liver") == {"spleen", "liver"}  # the user says the liver is annotated
+    write_manifest(tmp_path / "data", [{**row, "annotated": "spleen,kidney_left"}])
+    assert organs() == {"spleen", "kidney_left"}  # the manifest says so
+    assert "organs scored" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from . import labels as L
 
 
 def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
@@ -42,18 +43,40 @@ def cmd_predict(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
+def _annotated(case: str, label: Path, manifest: dict[str, list[str]], flag: list[str] | None) -> list[str]:
+    """The organs a case's labels annotate ("not annotated is not absent"): --annotated, else the folder's
+    manifest.tsv, else the organs present in the reference (an organ absent from it is then not scored)."""
+    if flag:
+        return flag
+    if case in manifest:
+        return manifest[case]
+    import numpy as np
+
+    from . import nifti
+
+    present = set(np.unique(np.asarray(nifti.load(label).dataobj)).tolist())
+    return [name for oid, name in L.ORGANS.items() if oid in present]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from . import labels as L
     from .evaluate import evaluate_case, summarize
+    from .manifest import read_manifest
     from .predict import predict_cases
 
     cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
     if not cases:
         raise SystemExit(f"abdoseg evaluate: {args.data_path} has no labels/ matching its images")
+    manifest_path = Path(args.data_path) / "manifest.tsv"
+    manifest = ({row.case: [o for o in str(row.annotated).split(",") if o] for row in read_manifest(manifest_path).itertuples()}
+                if manifest_path.exists() and not args.annotated else {})
+    annotated = {case: _annotated(case, label, manifest, args.annotated) for case, _, label in cases}
+    print("organs scored (" + ("--annotated" if args.annotated else f"{manifest_path}" if manifest else
+                               "those present in each reference; name others with --annotated") + "): "
+          + "; ".join(f"{case} {','.join(organs) or 'none'}" for case, organs in annotated.items()))
     with tempfile.TemporaryDirectory() as tmp:
         preds = [Path(tmp) / f"{case}.nii.gz" for case, _, _ in cases]
         predict_cases([str(image) for _, image, _ in cases], [str(p) for p in preds], args.model_path, _spec(args), args.threads)
-        rows = [evaluate_case(case, pred, label, list(L.ORGANS.values()), args.nsd_tolerance_mm)
+        rows = [evaluate_case(case, pred, label, annotated[case], args.nsd_tolerance_mm)
                 for (case, _, label), pred in zip(cases, preds)]
     per_case = pd.concat(rows, ignore_index=True)
     print(per_case.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -103,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model-path", default="results/model/best.pt")
     p.add_argument("--data-path", required=True)
     p.add_argument("--nsd-tolerance-mm", type=float, default=2.0)
+    p.add_argument("--annotated", nargs="+", choices=list(L.ORGANS.values()),
+                   help="organs the labels annotate (scored even where absent); default: the folder's manifest.tsv, "
+                        "else the organs present in each reference")
     p.add_argument("--output", help="also write the per-case table as CSV")
     common(p)
     p.set_defaults(func=cmd_evaluate)

@@ -12,7 +12,7 @@ import pandas as pd
 from . import labels as L
 from . import files, metrics, nifti
 
-CASE_COLUMNS = ["case", "organ", "dice", "nsd", "hd95", "volume_pred_ml", "volume_ref_ml", "both_empty"]
+CASE_COLUMNS = ["case", "organ", "dice", "nsd", "hd95", "volume_pred_ml", "volume_ref_ml", "both_empty", "fov_diagonal_mm"]
 
 
 def evaluate_case(case: str, prediction_path: str | os.PathLike, label_path: str | os.PathLike,
@@ -29,7 +29,8 @@ def evaluate_case(case: str, prediction_path: str | os.PathLike, label_path: str
     for oid, name in L.ORGANS.items():
         if name not in annotated:
             continue  # not annotated by the source: excluded, never scored 0
-        rows.append({"case": case, "organ": name, **metrics.organ_metrics(pred, ref, oid, spacing, tolerance_mm)})
+        rows.append({"case": case, "organ": name, **metrics.organ_metrics(pred, ref, oid, spacing, tolerance_mm),
+                     "fov_diagonal_mm": metrics.fov_diagonal_mm(ref.shape, spacing)})
     return pd.DataFrame(rows, columns=CASE_COLUMNS)
 
 
@@ -41,19 +42,29 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def summarize(per_case: pd.DataFrame) -> dict:
     """Per organ mean, sd, median and n of Dice (plus NSD and HD95 means), and the mean over organs.
 
-    Flat, one key per organ, so that `dvc metrics diff` shows one row per organ and statistic.
+    HD95 is infinite (NaN in the table) where one mask is empty and the other is not: a missed organ, or one
+    predicted where the reference has none. Leaving those cases out would make a model that misses organs look
+    better, so, as BraTS and Metrics Reloaded do, `hd95_mean` counts each of them at the worst finite value the
+    scan allows, its field-of-view diagonal; `hd95_n_inf` says how many there were and `hd95_mean_finite`
+    is the mean over the others. Flat, one key per organ, so that `dvc metrics diff` shows one row per statistic.
     """
+    if "fov_diagonal_mm" not in per_case.columns:
+        raise ValueError("per-case metrics have no fov_diagonal_mm column (written by an older abdoseg): "
+                         "rerun the evaluate step")
     out: dict = {}
     for name in L.ORGANS.values():
         d = per_case[per_case.organ == name]
         if d.empty:
             continue
+        inf = d.hd95.isna()
         out[name] = {
             "dice_mean": float(d.dice.mean()),
             "dice_sd": float(d.dice.std(ddof=1)) if len(d) > 1 else 0.0,
             "dice_median": float(d.dice.median()),
             "nsd_mean": float(d.nsd.mean()),
-            "hd95_mean": float(d.hd95.mean()) if d.hd95.notna().any() else None,
+            "hd95_mean": float(d.hd95.where(~inf, d.fov_diagonal_mm).mean()),
+            "hd95_mean_finite": float(d.hd95.mean()) if not inf.all() else None,
+            "hd95_n_inf": int(inf.sum()),
             "n": int(len(d)),
             "n_both_empty": int(d.both_empty.astype(bool).sum()),
         }
