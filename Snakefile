@@ -3,6 +3,7 @@
 from snakemake.utils import min_version, validate
 
 from abdoseg import presets
+from abdoseg.params_check import check_or_exit as check_params_or_exit
 
 min_version("9.0")
 
@@ -14,6 +15,7 @@ configfile: "params.yaml"
 
 
 validate(config, "workflow/schemas/params.schema.yaml")
+check_params_or_exit(config, "params.yaml")  # the preset's keys and cross-field rules (abdoseg.params_check), before any job
 config.update(presets.apply(config))  # `preset: NAME` in params.yaml (or --config preset=NAME) merges workflow/presets/NAME.yaml
 validate(config, "workflow/schemas/params.schema.yaml")  # the preset's values too
 

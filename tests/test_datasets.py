@@ -403,10 +403,11 @@ def test_dicom_series_ingest_with_geometry(tmp_path):
     origin = np.array([-100.0, -80.0, 30.0])
     for n in range(3):
         hu = rng.integers(-1000, 1000, (20, 16, 7)).astype(np.int16)
+        # voxels big enough for the tiny array to span a body (ingest checks the scan as predict does)
         write_series(tmp_path / "data" / "images" / f"patient{n}", hu, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
-                     (0.8, 0.8, 2.5), origin, rng)
-        # DICOM LPS: i runs to the patient's left, j posterior; in RAS that is a diagonal of -0.8, -0.8, 2.5
-        affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+                     (8.0, 8.0, 12.0), origin, rng)
+        # DICOM LPS: i runs to the patient's left, j posterior; in RAS that is a diagonal of -8, -8, 12
+        affine = np.diag([-8.0, -8.0, 12.0, 1.0])
         affine[:3, 3] = [100.0, 80.0, 30.0]
         lab = np.zeros(hu.shape, np.uint8)
         lab[2:6, 3:8, 1:4] = 2  # our IDs: label_map is the identity

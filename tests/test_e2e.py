@@ -378,3 +378,27 @@ def test_snakemake_report_has_the_marked_outputs(run_dir, tmp_path):
 
     names = zipfile.ZipFile(out).namelist()
     assert any(n.endswith("dice_boxplot.png") for n in names) and any(n.endswith("slices.png") for n in names), names[:20]
+
+
+def test_abdoseg_train_trains_exactly_as_the_rule(run_dir, tmp_path):
+    """`abdoseg train --config params.yaml` (the seed's command) on the data step's output gives the rule's weights."""
+    import torch
+
+    for item in ("data", "workflow", "params.yaml"):
+        src = run_dir / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    _sh(tmp_path, str(Path(BIN) / "abdoseg"), "train", "--config", "params.yaml", "--threads", "2")
+    ours = torch.load(tmp_path / "results/model/best.pt", weights_only=True)["model_state"]
+    rules = torch.load(run_dir / "results/model/best.pt", weights_only=True)["model_state"]
+    assert ours.keys() == rules.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], rules[name], rtol=0, atol=0, msg=name)
+
+
+def test_abdoseg_train_without_the_data_step_says_what_to_run(tmp_path):
+    shutil.copy(REPO / "tests" / "tiny_params.yaml", tmp_path / "params.yaml")
+    run = subprocess.run([str(Path(BIN) / "abdoseg"), "train", "--config", "params.yaml"], cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data/splits.json" in lines[0] and "data step" in lines[0], run.stderr

@@ -12,6 +12,11 @@ import pandas as pd
 
 from . import __version__
 from . import labels as L
+from .runlog import one_line
+
+
+class CLIError(ValueError):
+    """A refusal of the command line itself: its message names the path or option and what to do."""
 
 
 def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
@@ -19,7 +24,8 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
     images_dir = data_path / "images" if (data_path / "images").is_dir() else data_path
     images = sorted(images_dir.glob("*.nii.gz")) + sorted(images_dir.glob("*.nii"))
     if not images:
-        raise SystemExit(f"abdoseg: no .nii or .nii.gz images in {images_dir}")
+        raise CLIError(f"{images_dir}: no .nii or .nii.gz images here; give a folder with images/ and labels/, "
+                       f"or a folder of images")
     out = []
     for img in images:
         case = img.name.removesuffix(".gz").removesuffix(".nii")
@@ -31,14 +37,23 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
 def _spec(args: argparse.Namespace):
     from .predict import PredictSpec
 
-    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes))
+    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes),
+                       args.max_memory_gb)
+
+
+def _refuse_inside(output: Path, data_path: Path, option: str) -> None:
+    """Refuse an output folder that is, or lies inside, the input folder: outputs would be read back as inputs."""
+    out, data = output.resolve(), data_path.resolve()
+    if out == data or data in out.parents:
+        raise CLIError(f"{output}: {option} lies inside the input folder {data_path}; its files would mix with "
+                       f"(or be read as) the inputs, choose a folder outside it")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict_cases
 
     if not Path(args.image).exists():
-        raise SystemExit(f"abdoseg predict: {args.image}: no such NIfTI file or DICOM folder")
+        raise CLIError(f"{args.image}: no such NIfTI file or DICOM folder")
     predict_cases([args.image], [args.output], args.model, _spec(args), args.threads)
     print(f"wrote {args.output}")
 
@@ -61,11 +76,17 @@ def _annotated(case: str, label: Path, manifest: dict[str, list[str]], flag: lis
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_case, summarize
     from .manifest import read_manifest
-    from .predict import predict_cases
+    from .nifti import read
+    from .predict import predict_cases, refuse_overwriting_inputs
+    from .scan_checks import check_labels
 
     cases = [c for c in _cases(Path(args.data_path)) if c[2] is not None]
     if not cases:
-        raise SystemExit(f"abdoseg evaluate: {args.data_path} has no labels/ matching its images")
+        raise CLIError(f"{args.data_path}: no labels/ file matches an image; name each label like its image")
+    if args.output:
+        refuse_overwriting_inputs([args.model_path, *(str(p) for c in cases for p in c[1:])], [args.output])
+    for case, _, label in cases:  # before minutes of inference: labels the table does not know are refused
+        check_labels(read(label)[0], label)
     manifest_path = Path(args.data_path) / "manifest.tsv"
     manifest = ({row.case: [o for o in str(row.annotated).split(",") if o] for row in read_manifest(manifest_path).itertuples()}
                 if manifest_path.exists() and not args.annotated else {})
@@ -91,8 +112,9 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     from .render import render_case
 
     out = Path(args.output_path)
-    out.mkdir(parents=True, exist_ok=True)
+    _refuse_inside(out, Path(args.data_path), "--output-path")
     cases = _cases(Path(args.data_path))
+    out.mkdir(parents=True, exist_ok=True)
     predict_cases([str(image) for _, image, _ in cases], [str(out / f"{case}_seg.nii.gz") for case, _, _ in cases],
                   args.model_path, _spec(args), args.threads)
     for case, image, label in cases:
@@ -100,6 +122,31 @@ def cmd_visualize(args: argparse.Namespace) -> None:
         render_case(str(image), str(pred), str(label) if label else None, str(out / f"{case}.mp4"), str(out / f"{case}.png"),
                     case, args.frames, 12, 384)
         print(f"{case}: {pred}, {out / f'{case}.mp4'}, {out / f'{case}.png'}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .params_check import check_params
+    from .presets import apply
+    from .train import train_step
+
+    config = Path(args.config)
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no such params file")
+    params = yaml.safe_load(config.read_text())
+    schema = Path("workflow/schemas/params.schema.yaml")
+    if schema.is_file():  # in a clone of the pipeline: the same validation as the Snakefile's
+        import jsonschema
+
+        try:
+            jsonschema.validate(params, yaml.safe_load(schema.read_text()))
+        except jsonschema.ValidationError as err:
+            raise ValueError(f"{config}: {'.'.join(map(str, err.absolute_path)) or 'params'}: {err.message}") from None
+    check_params(params)
+    best = train_step(apply(params), threads=args.threads)
+    print(f"best mean validation Dice {best['dice_mean']:.3f} at epoch {best['epoch']}; wrote results/model/best.pt, "
+          "last.pt, train_log.csv")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
         p.add_argument("--mirror-axes", type=int, nargs="*", default=[], choices=[0, 1, 2],
                        help="test-time mirroring axes (0 left-right, kidneys swapped back; 1 AP; 2 SI)")
+        p.add_argument("--max-memory-gb", type=float, default=16.0,
+                       help="refuse a scan whose estimated peak memory is above this (predict.max_memory_gb)")
+        p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
 
     p = sub.add_parser("predict", help="segment one CT (NIfTI file or DICOM series folder) into OUT, on the input's grid")
     p.add_argument("image")
@@ -133,6 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("train", help="train the VNet exactly as the pipeline's train rule does, from the data step's output "
+                                     "(data/splits.json, data/processed/) into results/model/ (best.pt, last.pt, "
+                                     "train_log.csv, resume.pt)")
+    p.add_argument("--config", default="params.yaml", help="the params file (its `preset` is applied)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("visualize", help="predict every case of a folder and render a video and slices of each")
     p.add_argument("--model-path", default="results/model/best.pt")
     p.add_argument("--data-path", required=True)
@@ -144,7 +202,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads <= 0:
         args.threads = os.cpu_count() or 1
-    args.func(args)
+    try:
+        args.func(args)
+    except Exception as err:  # one line for the user; --debug keeps the traceback for a bug report
+        if args.debug:
+            raise
+        hint = "" if isinstance(err, (ValueError, OSError)) else " (a bug? --debug shows the traceback to report)"
+        print(one_line(err) + hint, file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

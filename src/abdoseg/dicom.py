@@ -27,6 +27,9 @@ def read_series(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             ds = pydicom.dcmread(path)
         except pydicom.errors.InvalidDicomError:
             continue  # DICOMDIR companions, readme files, thumbnails
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            raise ValueError(f"{path}: a multi-frame (enhanced) DICOM file; abdoseg reads one slice per file, "
+                             f"convert the series first (dcm2niix)")
         if "ImagePositionPatient" in ds and "PixelData" in ds:
             slices.append(ds)
     if not slices:
@@ -44,6 +47,11 @@ def read_series(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     slices.sort(key=lambda s: float(np.dot(np.array(s.ImagePositionPatient, float), normal)))
     positions = np.array([np.dot(np.array(s.ImagePositionPatient, float), normal) for s in slices])
     if len(slices) > 1:
+        step = np.array(slices[-1].ImagePositionPatient, float) - np.array(slices[0].ImagePositionPatient, float)
+        tilt = np.degrees(np.arccos(np.clip(abs(np.dot(step, normal)) / max(np.linalg.norm(step), 1e-9), 0, 1)))
+        if tilt > 0.5:  # slices stacked off their normal: the voxels are sheared (gantry tilt)
+            raise ValueError(f"{folder}: slices are stacked {tilt:.1f} degrees off their normal (gantry tilt); "
+                             f"resample it onto an orthogonal grid first (dcm2niix does)")
         gaps = np.diff(positions)
         if gaps.min() <= 0:
             raise ValueError(f"{folder}: two slices share a position ({positions[np.argmin(gaps)]:.2f} mm along the normal)")
@@ -68,7 +76,13 @@ def _hu(ds: pydicom.Dataset) -> np.ndarray:
     """One slice in Hounsfield units (rescale applied), int16 when that is exact, else float32."""
     slope = float(getattr(ds, "RescaleSlope", 1.0))
     intercept = float(getattr(ds, "RescaleIntercept", 0.0))
-    pixels = ds.pixel_array
+    try:
+        pixels = ds.pixel_array
+    except Exception as err:  # pydicom raises RuntimeError, NotImplementedError or ValueError by handler
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        raise ValueError(f"{ds.filename}: pixel data cannot be decoded (transfer syntax "
+                         f"{getattr(syntax, 'name', syntax)}: {str(err).splitlines()[0]}); decompress the series "
+                         f"first (gdcmconv --raw, or dcm2niix) or install pydicom's decoder for it") from err
     if slope == 1.0 and float(intercept).is_integer():
         return (pixels.astype(np.int32) + int(intercept)).clip(-32768, 32767).astype(np.int16)
     return (pixels.astype(np.float32) * slope + intercept).astype(np.float32)

@@ -10,20 +10,24 @@ import numpy as np
 import pandas as pd
 
 from . import labels as L
-from . import files, metrics, nifti
+from . import files, metrics, nifti, scan_checks
 
 CASE_COLUMNS = ["case", "organ", "dice", "nsd", "hd95", "volume_pred_ml", "volume_ref_ml", "both_empty", "fov_diagonal_mm"]
 
 
 def evaluate_case(case: str, prediction_path: str | os.PathLike, label_path: str | os.PathLike,
                   annotated: list[str], tolerance_mm: float) -> pd.DataFrame:
-    """Score one case's prediction against its reference, per annotated organ, on the original grid."""
+    """Score one case's prediction against its reference, per annotated organ, on the original grid.
+
+    Label values that are not whole numbers or not in the label table are refused: scored, they would count as
+    plain misses (Dice 0) and hide a label map that was never converted.
+    """
     pred_img, ref_img = nifti.load(prediction_path), nifti.load(label_path)
     if not nifti.same_grid(pred_img, ref_img):
         raise ValueError(f"case {case}: prediction {prediction_path} {pred_img.shape} does not lie on the grid of "
                          f"its reference {label_path} {ref_img.shape}")
-    pred = np.asarray(pred_img.dataobj).astype(np.uint8)
-    ref = np.asarray(ref_img.dataobj).astype(np.uint8)
+    pred = scan_checks.check_labels(nifti.read(prediction_path)[0], prediction_path)
+    ref = scan_checks.check_labels(nifti.read(label_path)[0], label_path)
     spacing = nifti.spacing(ref_img.affine)
     rows = []
     for oid, name in L.ORGANS.items():

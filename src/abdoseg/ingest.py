@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import os
 import zipfile
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import archive, dicom, fetch, files, nifti, sources, synthetic
+from . import archive, dicom, fetch, files, nifti, scan_checks, sources, synthetic
 from . import labels as L
 from .manifest import write_manifest
 
@@ -87,7 +86,7 @@ class BadCase(ValueError):
     """A case that fails the checks: missing file, image and labels on different grids, unknown label IDs."""
 
 
-READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)  # what nibabel, gzip and pydicom raise on a broken file
+READ_ERRORS = nifti.READ_ERRORS  # what nibabel, gzip and pydicom raise on a broken file
 
 
 @contextmanager
@@ -95,7 +94,7 @@ def _reading(case: str, name: str) -> Iterator[None]:
     """Turn a read error into a BadCase that names the case and the file."""
     try:
         yield
-    except BadCase:
+    except (BadCase, scan_checks.InputError):
         raise
     except READ_ERRORS as err:
         raise BadCase(f"case {case}: {name} is corrupt or truncated ({err})") from err
@@ -114,12 +113,22 @@ def _load(path: Path, case: str) -> tuple[nib.Nifti1Image, np.ndarray]:
 
 
 def read_image(path: Path, case: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """(array, affine) of a NIfTI file or of a folder holding one DICOM series; stored integers stay integers."""
+    """(array, affine) of a NIfTI file or of a folder holding one DICOM series; stored integers stay integers.
+
+    The scan must pass the same checks as a scan given to predict (abdoseg.scan_checks), or it is a BadCase.
+    """
     if path.is_dir():
         with _reading(case, path.name):
-            return dicom.read_series(path)
-    img, array = _load(path, case)
-    return array, img.affine
+            array, affine = dicom.read_series(path)
+        header = None
+    else:
+        img, array = _load(path, case)
+        affine, header = img.affine, img.header
+    try:
+        scan_checks.check_scan(array, affine, f"case {case}: {path.name}", header)
+    except scan_checks.InputError as err:
+        raise BadCase(str(err)) from err
+    return array, affine
 
 
 def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id: int | None) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -24,6 +25,9 @@ def load(path: str | os.PathLike) -> nib.Nifti1Image:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"{path}: abdoseg reads NIfTI (.nii, .nii.gz) files and DICOM folders; convert it first "
+                         f"(e.g. SimpleITK or 3D Slicer for NRRD and MHA)")
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises several types for corrupt files
@@ -33,9 +37,25 @@ def load(path: str | os.PathLike) -> nib.Nifti1Image:
     return img
 
 
-def save(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, header: nib.Nifti1Header | None = None) -> None:
-    """Write `array` with `affine` to `path` atomically; the array's dtype is kept on disk."""
+READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)  # what nibabel and gzip raise on a broken file
+
+
+def read(path: str | os.PathLike, name: str | os.PathLike | None = None) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """(voxels as stored, image) of a NIfTI file; a truncated or corrupt file is an error naming it (or `name`)."""
+    img = load(path)
+    try:
+        return np.asanyarray(img.dataobj), img
+    except READ_ERRORS as exc:
+        raise ValueError(f"{name or path}: truncated or corrupt NIfTI file ({exc}); download or convert it again") from exc
+
+
+def save(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, header: nib.Nifti1Header | None = None,
+         comments: list[str] = ()) -> None:
+    """Write `array` with `affine` to `path` atomically; the array's dtype is kept on disk. `comments` (warnings
+    about the input) go into the header as NIfTI comment extensions, readable with `img.header.extensions`."""
     img = nib.Nifti1Image(array, affine, header=header)
+    for comment in comments:
+        img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", comment.encode()))
     img.header.set_data_dtype(array.dtype)
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from . import labels as L
-from . import dicom, masks, nifti
+from . import dicom, masks, nifti, runlog, scan_checks
 from .device import pick_device
 from .inference import Model, load_model, mirrored_probs, sliding_window_probs
-from .preprocess import invert_probabilities, preprocess
+from .preprocess import PreprocessSpec, invert_probabilities, preprocess, processed_shape
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,43 @@ class PredictSpec:
     overlap: float = 0.5
     largest_component: bool = True
     mirror_axes: tuple[int, ...] = ()  # test-time mirroring over these processed (RAS) axes; 0 is left-right
+    max_memory_gb: float = 16.0  # a scan whose estimated peak memory is above this is refused before it runs
 
     @classmethod
     def from_params(cls, params: dict) -> "PredictSpec":
         return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
-                   tuple(int(a) for a in params.get("mirror_axes", [])))
+                   tuple(int(a) for a in params.get("mirror_axes", [])), float(params.get("max_memory_gb", 16.0)))
+
+
+LIBRARIES_BYTES = 1 << 30  # torch, MONAI, the network and its activations: a fixed share of predict's peak
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What segmenting one scan will take, known from its header before any voxel is read."""
+
+    memory_bytes: int  # estimated peak (an upper bound: the grid before the crop to the body)
+    windows: int  # network evaluations; time grows in proportion
+    grid: tuple[int, int, int]  # the processed grid
+
+
+def estimate_cost(shape: tuple[int, ...], affine: np.ndarray, spec: PreprocessSpec, patch: tuple[int, int, int],
+                  overlap: float, mirror_axes: tuple[int, ...] = ()) -> Cost:
+    """Peak memory and number of network windows of `predict_array` for a scan of this shape and affine.
+
+    Memory: 1 GB for the libraries and the network (torch and MONAI alone take about 0.45 GB), 28 bytes per
+    original voxel (the stored scan, its float32 canonical copy and the resampling's intermediates, then the
+    inversion's running arg-max) and 16 bytes per class and processed voxel (logits, blending weights, softmax
+    and the mirrored sum). docs/reliability.md compares it with measured peaks; it is meant as an upper bound.
+    """
+    order = np.argsort(nib.orientations.io_orientation(affine)[:, 0])  # array axis along R-L, A-P, S-I
+    spacing = nifti.spacing(affine)
+    grid = processed_shape(tuple(int(shape[a]) for a in order), tuple(spacing[a] for a in order), spec.spacing)
+    n_orig, n_proc = int(np.prod(shape[:3], dtype=np.int64)), int(np.prod(grid, dtype=np.int64))
+    memory = LIBRARIES_BYTES + 28 * n_orig + 16 * L.NUM_CLASSES * n_proc
+    step = [max(1, int(p * (1 - overlap))) for p in patch]
+    windows = int(np.prod([1 + max(0, -(-(g - p) // s)) for g, p, s in zip(grid, patch, step)]))
+    return Cost(memory, windows * 2 ** len(mirror_axes), grid)
 
 
 def keep_largest_component(labels: np.ndarray) -> np.ndarray:
@@ -79,33 +111,74 @@ def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: t
 
 
 def read_scan(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header | None]:
-    """A NIfTI file, or a folder holding one DICOM series: (HU array, RAS+ affine, NIfTI header or None)."""
+    """A NIfTI file, or a folder holding one DICOM series: (HU array, RAS+ affine, NIfTI header or None).
+
+    A NIfTI of unknown orientation is refused before its voxels are read (scan_checks.check_header).
+    """
     if Path(path).is_dir():
         array, affine = dicom.read_series(path)
         return array, affine, None
-    img = nifti.load(path)
-    return np.asanyarray(img.dataobj), img.affine, img.header
+    scan_checks.check_header(nifti.load(path).header, path)
+    array, img = nifti.read(path)
+    return array, img.affine, img.header
+
+
+def check_cost(shape: tuple[int, ...], affine: np.ndarray, name: str | os.PathLike, model: Model,
+               spec: PredictSpec) -> Cost:
+    """Refuse a scan whose estimated peak memory is over `spec.max_memory_gb`, saying the estimate; else print it."""
+    cost = estimate_cost(shape, affine, model.spec, model.patch, spec.overlap, spec.mirror_axes)
+    if cost.memory_bytes > spec.max_memory_gb * 1e9:
+        raise scan_checks.InputError(
+            f"{name}: segmenting it would need about {cost.memory_bytes / 1e9:.1f} GB of memory "
+            f"({'x'.join(map(str, shape))} voxels, a {'x'.join(map(str, cost.grid))} grid, {cost.windows} "
+            f"windows), over the limit of {spec.max_memory_gb:g} GB; check its voxel size, crop it, or raise "
+            f"predict.max_memory_gb (--max-memory-gb)")
+    print(f"{name}: {'x'.join(map(str, cost.grid))} grid, {cost.windows} windows, about "
+          f"{cost.memory_bytes / 1e9:.2f} GB at peak", flush=True)
+    return cost
 
 
 def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, model: Model, device: torch.device,
                  spec: PredictSpec = PredictSpec(), timer: StageTimer | None = None) -> np.ndarray:
     """Segment a NIfTI file or DICOM folder; write the label map with the input's exact affine and shape."""
     timer = timer if timer is not None else StageTimer()
+    if not Path(image_path).is_dir():  # a NIfTI header tells the cost before any voxel is read
+        img = nifti.load(image_path)
+        scan_checks.check_header(img.header, image_path)
+        scan_checks.check_geometry(img.shape, img.affine, image_path)
+        check_cost(img.shape, img.affine, image_path, model, spec)
     with timer("read"):
         array, affine, header = read_scan(image_path)
+    if header is None:
+        check_cost(array.shape, affine, image_path, model, spec)
+    warnings = scan_checks.check_scan(array, affine, image_path, header, model.spec.spacing, model.spec.body_threshold)
+    for warning in warnings:
+        runlog.warn(f"{image_path}: {warning}")
     labels = predict_array(array, affine, model, device, spec, timer)
     with timer("write"):
         if header is not None:
             header = header.copy()
             header.set_data_dtype(np.uint8)
             header["scl_slope"], header["scl_inter"] = 1.0, 0.0
-        nifti.save(labels.astype(np.uint8), affine, out_path, header=header)
+        nifti.save(labels.astype(np.uint8), affine, out_path, header=header,
+                   comments=[f"abdoseg warning: {w}" for w in warnings])
     return labels
+
+
+def refuse_overwriting_inputs(inputs: list[str | os.PathLike], outputs: list[str | os.PathLike]) -> None:
+    """Refuse an output path that is one of the inputs (or the same file under another name): it would be destroyed."""
+    sources = {Path(p).resolve() for p in inputs}
+    for out in outputs:
+        out_path = Path(out)
+        if out_path.resolve() in sources or any(out_path.exists() and Path(p).exists() and os.path.samefile(out_path, p)
+                                                for p in inputs):
+            raise scan_checks.InputError(f"{out}: the output would overwrite an input; choose another output path")
 
 
 def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str, spec: PredictSpec = PredictSpec(),
                   threads: int = 1) -> None:
     """Load the model once and segment each image; what the pipeline's predict rule and the CLI call."""
+    refuse_overwriting_inputs([*image_paths, checkpoint], out_paths)
     torch.set_num_threads(max(1, threads))
     device = pick_device(spec.device)
     model = load_model(checkpoint, device)

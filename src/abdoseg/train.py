@@ -202,3 +202,21 @@ def validate(model: torch.nn.Module, images: list[np.ndarray], labels: list[np.n
     out["dice_mean"] = float(np.mean([out[f"dice_{k}"] for k in scores]))
     out["val_loss"] = float(np.mean(losses))
     return out
+
+
+def train_step(params: dict, threads: int = 1) -> dict:
+    """The train rule's work, from the pipeline's paths: what both the rule and `abdoseg train --config` run.
+
+    Reads the split and the processed arrays the data step wrote; writes best.pt, last.pt, train_log.csv (and
+    resume.pt) under results/model.
+    """
+    from . import paths as P
+    from .intensity import stats_if_needed
+    from .split import read_split
+
+    for needed in (P.SPLITS,):
+        if not Path(needed).exists():
+            raise FileNotFoundError(f"{needed}: missing; run the data step first (snakemake --cores all data, or dvc repro data)")
+    split = read_split(P.SPLITS)
+    return train(params, split["train"], split["val"], P.PROCESSED_IMAGE, P.PROCESSED_LABEL, P.MODEL_DIR,
+                 threads=threads, intensity_stats=stats_if_needed(params["preprocess"], P.INTENSITY))

@@ -1,14 +1,6 @@
-"""Snakemake script of the train rule (logic: abdoseg.train)."""
-from pathlib import Path
-
-from abdoseg import paths as P
+"""Snakemake script of the train rule (logic: abdoseg.train.train_step, which `abdoseg train` runs too)."""
 from abdoseg import runlog
-from abdoseg.intensity import stats_if_needed
-from abdoseg.split import read_split
-from abdoseg.train import train
+from abdoseg.train import train_step
 
 with runlog.to_file(snakemake.log[0]):
-    split = read_split(snakemake.input.split)
-    train(dict(snakemake.config), split["train"], split["val"], P.PROCESSED_IMAGE, P.PROCESSED_LABEL,
-          Path(snakemake.output.best).parent, threads=snakemake.threads,
-          intensity_stats=stats_if_needed(snakemake.params.sections["preprocess"], P.INTENSITY))
+    train_step(dict(snakemake.config), threads=snakemake.threads)
