@@ -184,7 +184,7 @@ def test_report_numbers_are_the_metrics_files(run_dir):
         for text, value, places in [(r[1], s["dice_mean"], 3), (r[2], s["dice_sd"], 3), (r[3], s["dice_median"], 3),
                                     (r[4], s["nsd_mean"], 3), (r[5], s["hd95_mean"], 1)]:
             assert float(text) == pytest.approx(value, abs=0.51 * 10 ** -places), (organ, text, value)
-        assert int(r[6]) == s["n"]
+        assert int(r[6]) == s["hd95_n_inf"] and int(r[7]) == s["n"]
     assert float(by_organ["mean over organs"][1]) == pytest.approx(summary["mean"]["dice"], abs=5.1e-4)
     per_case = pd.read_csv(run_dir / "results/metrics/dice_per_case.csv")
     test_cases = _split(run_dir)["test"]
