@@ -184,7 +184,7 @@ def test_report_numbers_are_the_metrics_files(run_dir):
         for text, value, places in [(r[1], s["dice_mean"], 3), (r[2], s["dice_sd"], 3), (r[3], s["dice_median"], 3),
                                     (r[4], s["nsd_mean"], 3), (r[5], s["hd95_mean"], 1)]:
             assert float(text) == pytest.approx(value, abs=0.51 * 10 ** -places), (organ, text, value)
-        assert int(r[6]) == s["n"]
+        assert int(r[6]) == s["hd95_n_inf"] and int(r[7]) == s["n"]
     assert float(by_organ["mean over organs"][1]) == pytest.approx(summary["mean"]["dice"], abs=5.1e-4)
     per_case = pd.read_csv(run_dir / "results/metrics/dice_per_case.csv")
     test_cases = _split(run_dir)["test"]
@@ -402,3 +402,48 @@ def test_abdoseg_train_without_the_data_step_says_what_to_run(tmp_path):
     assert run.returncode != 0
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "data/splits.json" in lines[0] and "data step" in lines[0], run.stderr
+
+
+SUBMIT = """#!/bin/sh
+# cluster-generic's submit command: $1 is the job script; start it as its own process, print its id as the job id
+basename "$1" >> {submitted}
+nohup sh "$1" > "{logs}/$(basename "$1").out" 2>&1 < /dev/null &
+echo $!
+"""
+
+
+def test_cluster_generic_jobs_reproduce_the_local_run(run_dir, tmp_path):
+    """The remote-job path (issue #16): Snakemake's cluster-generic executor submits every job as its own process
+    through a job script that re-parses the workflow, as on SLURM or Kubernetes. From the local run's data, it
+    trains, then predicts and scores one test case (the cheapest chain through both GPU rules: the test suite has
+    a time budget); model, prediction and metrics equal the local run's bit for bit."""
+    import torch
+
+    work = tmp_path / "remote"
+    work.mkdir()
+    for item in ("Snakefile", "workflow", "params.yaml", "data"):
+        (shutil.copytree if (run_dir / item).is_dir() else shutil.copy2)(run_dir / item, work / item)  # keeps times
+    logs = tmp_path / "job_logs"
+    logs.mkdir()
+    submitted = tmp_path / "submitted.txt"
+    submit = tmp_path / "submit.sh"
+    submit.write_text(SUBMIT.format(submitted=submitted, logs=logs))
+    submit.chmod(0o755)
+    case = _split(run_dir)["test"][0]
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--executor", "cluster-generic",
+                          "--cluster-generic-submit-cmd", str(submit), "--jobs", "2", "--cores", "all",
+                          "--seconds-between-status-checks", "1", "--latency-wait", "10",
+                          "--allowed-rules", "train", "predict", "evaluate", "--",  # the data as the local run left it
+                          f"results/metrics/per_case/{case}.csv"], cwd=work, env=_env(), capture_output=True, text=True)
+    job_logs = "".join(p.read_text()[-1500:] for p in logs.iterdir())
+    assert run.returncode == 0, run.stderr[-4000:] + job_logs
+    rules = [name.split(".")[1] for name in submitted.read_text().split()]  # snakejob.{rule}.{jobid}.sh
+    assert rules == ["train", "predict", "evaluate"], rules
+    ours = torch.load(work / "results/model/best.pt", weights_only=False)["model_state"]
+    local = torch.load(run_dir / "results/model/best.pt", weights_only=False)["model_state"]
+    assert ours.keys() == local.keys() and all(torch.equal(ours[k], local[k]) for k in ours)
+    prediction = f"results/predictions/{case}.nii.gz"
+    np.testing.assert_array_equal(np.asarray(nifti.load(work / prediction).dataobj),
+                                  np.asarray(nifti.load(run_dir / prediction).dataobj))
+    metrics = f"results/metrics/per_case/{case}.csv"
+    assert (work / metrics).read_text() == (run_dir / metrics).read_text()

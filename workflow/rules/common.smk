@@ -5,6 +5,11 @@ from abdoseg.split import split_cases
 
 localrules: all, data, render_all
 
+# The image of every job when Snakemake deploys software in containers (`--software-deployment-method apptainer`,
+# workflow/profiles/slurm); without that option it is not used. Built from workflow/container/Dockerfile: replace
+# the placeholder with your registry's tag. (The Kubernetes executor takes its image from its profile instead.)
+container: "docker://YOUR_REGISTRY/abdoseg:0.1.0"
+
 
 def section(name):
     """A params.yaml section as a rule's params, keys sorted at every level: Snakemake reruns a rule when its

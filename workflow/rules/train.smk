@@ -6,6 +6,7 @@ rule train:
         split=P.SPLITS,
         images=lambda wc: expand(P.PROCESSED_IMAGE, case=subset("train") + subset("val")),
         labels=lambda wc: expand(P.PROCESSED_LABEL, case=subset("train") + subset("val")),
+        stats=percentile_stats,  # read with normalize: percentile (recorded in the checkpoint): declared for cluster jobs
     output:
         best=P.MODEL_BEST,
         last=P.MODEL_LAST,
