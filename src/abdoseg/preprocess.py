@@ -132,7 +132,7 @@ def _linear_axis(a: np.ndarray, axis: int, n_out: int, n_in: int | None = None, 
     """
     n_in = a.shape[axis] if n_in is None else n_in
     if n_in == n_out and a.shape[axis] == n_in:
-        return a
+        return a[(slice(None),) * axis + (out,)]  # identity: just the asked-for voxels (a thin slab's organ box)
     i0, w = _axis_weights(n_in, n_out)
     i0, w = i0[out], w[out]
     i1 = np.minimum(i0 + 1, n_in - 1) - offset
