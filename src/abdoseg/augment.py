@@ -27,7 +27,7 @@ class AugmentSpec:
     gamma: tuple[float, float] = (0.8, 1.25)
     noise_sd: float = 0.03
     blur_sigma: tuple[float, float] = (0.0, 1.0)
-    probability: float = 0.8  # per transform family
+    probability: float = 0.2  # per transform family
     mirror_axes: tuple[int, ...] = ()  # processed (RAS) axes to mirror with probability 1/2; 0 is left-right
 
     @classmethod
