@@ -20,18 +20,17 @@ class CLIError(ValueError):
 
 
 def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
-    """(case, image, label or None) for a folder in the raw layout (images/, labels/) or a folder of images."""
-    images_dir = data_path / "images" if (data_path / "images").is_dir() else data_path
-    images = sorted(images_dir.glob("*.nii.gz")) + sorted(images_dir.glob("*.nii"))
-    if not images:
-        raise CLIError(f"{images_dir}: no .nii or .nii.gz images here; give a folder with images/ and labels/, "
-                       f"or a folder of images")
-    out = []
-    for img in images:
-        case = img.name.removesuffix(".gz").removesuffix(".nii")
-        label = data_path / "labels" / img.name
-        out.append((case, img, label if label.exists() else None))
-    return out
+    """(case, image, label or None) for a folder in the raw layout (images/, labels/) or a folder of images; an image
+    is a NIfTI file or a folder holding one DICOM series, as for the `local` source (sources.find_scans)."""
+    from .sources import find_scans
+
+    images = "images" if (data_path / "images").is_dir() else ""
+    names = [p.relative_to(data_path).as_posix() for p in data_path.rglob("*") if p.is_file()]
+    found = find_scans(names, images)
+    if not found:
+        raise CLIError(f"{data_path / images}: no .nii or .nii.gz images or DICOM series folders here; give a folder "
+                       f"with images/ and labels/, or a folder of images")
+    return [(c.case, data_path / c.image, data_path / c.label if (data_path / c.label).exists() else None) for c in found]
 
 
 def _spec(args: argparse.Namespace):

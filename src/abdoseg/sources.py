@@ -151,20 +151,27 @@ def local_source(params: dict) -> Source:
     if bad:
         raise ValueError(f"data.local.label_map maps onto {sorted(bad)}, which are not organ IDs {sorted(L.ORGANS)}")
     images, labels = params.get("images", "images").strip("/"), params.get("labels", "labels").strip("/")
-
-    def find(names: list[str], read: Callable[[str], bytes]) -> list[CaseFiles]:
-        present = set(names)
-        cases = {}
-        for name in names:
-            m = re.fullmatch(rf"{re.escape(images)}/([^/]+?)(\.nii\.gz|\.nii|/.+)", name)
-            if not m:
-                continue
-            case = m.group(1)
-            label = next((f"{labels}/{case}{ext}" for ext in (".nii", ".nii.gz") if f"{labels}/{case}{ext}" in present),
-                         f"{labels}/{case}.nii.gz")  # missing: reported by name at ingest
-            image = name if m.group(2) in (".nii.gz", ".nii") else f"{images}/{case}"  # a DICOM series folder
-            cases.setdefault(case, CaseFiles(case, image, label))
-        return sorted(cases.values(), key=lambda c: c.case)
-
     max_id = params.get("max_id")
-    return Source("local", label_map, None if max_id is None else int(max_id), find)
+    return Source("local", label_map, None if max_id is None else int(max_id),
+                  lambda names, read: find_scans(names, images, labels))
+
+
+def find_scans(names: list[str], images: str = "images", labels: str = "labels") -> list[CaseFiles]:
+    """The cases of a folder, from its files' relative names: `{images}/{case}.nii[.gz]` or `{images}/{case}/...` (a
+    DICOM series folder), each with `{labels}/{case}.nii[.gz]` (named even when missing: the caller reports it).
+    `images` may be "" for a folder of scans with no labels beside them. The `local` source and the CLI use it."""
+    present = set(names)
+    folder = f"{images}/" if images else ""
+    cases = {}
+    for name in sorted(names):
+        if name.startswith(f"{labels}/"):
+            continue  # with images="" the labels folder would look like a DICOM series
+        m = re.fullmatch(rf"{re.escape(folder)}([^/]+?)(\.nii\.gz|\.nii|/.+)", name)
+        if not m:
+            continue
+        case = m.group(1)
+        label = next((f"{labels}/{case}{ext}" for ext in (".nii", ".nii.gz") if f"{labels}/{case}{ext}" in present),
+                     f"{labels}/{case}.nii.gz")
+        image = name if m.group(2) in (".nii.gz", ".nii") else f"{folder}{case}"  # a DICOM series folder
+        cases.setdefault(case, CaseFiles(case, image, label))
+    return sorted(cases.values(), key=lambda c: c.case)
