@@ -59,7 +59,8 @@ def test_profile_names_real_rules_and_sizes_the_gpu_jobs(profile):
     assert set(config["set-threads"]) <= rules, set(config["set-threads"]) - rules
     all_rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     for rule in GPU_RULES:
-        assert re.search(r"resources:\s*\n\s*gpu=1", _rule_resources(all_rules, rule)), f"rule {rule} declares no gpu=1"
+        assert re.search(r"resources:\s*\n\s*gpu=gpus_for\(", _rule_resources(all_rules, rule)), f"rule {rule} has no gpu resource"
+        assert config["set-resources"][rule]["gpu"] == 1, f"{profile}: {rule} does not ask the cluster for a GPU"
         assert config["set-resources"][rule]["mem_mb"] > 0
     assert all("gpu" not in _rule_resources(all_rules, r) for r in rules - GPU_RULES)
     if profile == "slurm":
