@@ -64,7 +64,8 @@ def params_changes(current: dict, committed: dict | None) -> list[dict]:
             for k in sorted(set(now) | set(before)) if now.get(k) != before.get(k)]
 
 
-def metrics_diff(current: dict, committed: dict | None, keys: tuple[str, ...] = ("dice_mean", "dice")) -> list[dict]:
+def metrics_diff(current: dict, committed: dict | None,
+                 keys: tuple[str, ...] = ("dice_mean", "dice", "nsd_mean", "nsd", "hd95_mean", "hd95")) -> list[dict]:
     """Per organ: the committed and current value and the change, for the flattened keys ending in `keys`."""
     if committed is None:
         return []
