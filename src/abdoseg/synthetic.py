@@ -1,7 +1,7 @@
 """The built-in `synthetic` source: abdominal CT phantoms with labels, generated deterministically from a seed.
 
-Anatomy is laid out in patient millimetres (RAS+: x to the patient's right... see ANATOMY.md) around the real
-organ volumes, offsets and extents of ../shared/ANATOMY.md, then sampled onto each case's own grid (spacing,
+Anatomy is laid out in patient millimetres (RAS+: x to the patient's right; docs/anatomy.md) around the real
+organ volumes, offsets and extents of docs/anatomy.md, then sampled onto each case's own grid (spacing,
 field of view, storage orientation and dtype vary per case as they do across real scans). Organs are implicit
 shapes (deformed ellipsoids, a tapered liver, bean-shaped kidneys) so that generation stays well under a
 second a case on one core; distractors (stomach, bowel, gallbladder, pancreas, vessels, muscle, bone) sit
