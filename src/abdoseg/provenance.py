@@ -124,7 +124,6 @@ def collect(params: dict, summary_path: str, real_ct_path: str | None, benchmark
         "git": git_state(cwd),
         "params_changes": params_changes(params, yaml.safe_load(committed_params) if committed_params else None),
         "metrics_diff": diff_rows,
-        "committed_metrics": any(committed_text(str(p), cwd) for p in (summary_path, real_ct_path) if p),
         "machine": machine(),
         "steps": step_times(benchmarks),
     }

@@ -246,9 +246,8 @@ def train_step(params: dict, threads: int = 1) -> dict:
     from .intensity import stats_if_needed
     from .split import read_split
 
-    for needed in (P.SPLITS,):
-        if not Path(needed).exists():
-            raise FileNotFoundError(f"{needed}: missing; run the data step first (snakemake --cores all data, or dvc repro data)")
+    if not Path(P.SPLITS).exists():
+        raise FileNotFoundError(f"{P.SPLITS}: missing; run the data step first (snakemake --cores all data, or dvc repro data)")
     split = read_split(P.SPLITS)
     return train(params, split["train"], split["val"], P.PROCESSED_IMAGE, P.PROCESSED_LABEL, P.MODEL_DIR,
                  threads=threads, intensity_stats=stats_if_needed(params["preprocess"], P.INTENSITY))
