@@ -1,10 +1,16 @@
-"""Augmentation never mirrors: every kidney voxel stays on its own side; intensity changes keep the labels."""
+"""Augmentation never mirrors: every kidney voxel stays on its own side; rotations are rotations in mm (no shear
+on the anisotropic grid); intensity changes and domain randomisation keep the labels."""
+
+import math
 
 import numpy as np
 import torch
 
 from abdoseg import labels as L
-from abdoseg.augment import AugmentSpec, _rotation, augment, mirror, spatial
+from abdoseg.augment import AugmentSpec, _rotation, augment, bias_field, intensity_curve, mirror, rotation_in_mm, spatial
+
+SPACING = (2.5, 2.5, 4.0)  # the processed grid
+ISO = (1.0, 1.0, 1.0)
 
 
 def _two_kidneys(b=4, n=48):
@@ -26,7 +32,7 @@ def test_every_kidney_voxel_stays_on_its_side():
     gen = torch.Generator().manual_seed(0)
     for _ in range(10):
         img, lab = _two_kidneys()
-        _, out = spatial(img, lab, spec, gen)
+        _, out = spatial(img, lab, spec, gen, ISO)  # 1 mm voxels: the cube patch is a cube in mm too
         for b in range(out.shape[0]):
             right = torch.nonzero(out[b] == L.KIDNEY_RIGHT)[:, 0]
             left = torch.nonzero(out[b] == L.KIDNEY_LEFT)[:, 0]
@@ -37,7 +43,7 @@ def test_every_kidney_voxel_stays_on_its_side():
 def test_augment_keeps_label_ids_and_shapes():
     img, lab = _two_kidneys()
     gen = torch.Generator().manual_seed(1)
-    out_img, out_lab = augment(img, lab, AugmentSpec(probability=1.0), gen)
+    out_img, out_lab = augment(img, lab, AugmentSpec(probability=1.0), gen, ISO)
     assert out_img.shape == img.shape and out_lab.shape == lab.shape
     assert set(np.unique(out_lab.numpy())) <= {0, L.KIDNEY_RIGHT, L.KIDNEY_LEFT}
     assert not torch.equal(out_img, img)
@@ -45,8 +51,9 @@ def test_augment_keeps_label_ids_and_shapes():
 
 def test_same_generator_seed_same_augmentation():
     img, lab = _two_kidneys()
-    a = augment(img, lab, AugmentSpec(), torch.Generator().manual_seed(5))
-    b = augment(img, lab, AugmentSpec(), torch.Generator().manual_seed(5))
+    spec = AugmentSpec(intensity_curve=0.05, bias_field=0.1, domain_probability=0.5)
+    a = augment(img, lab, spec, torch.Generator().manual_seed(5), SPACING)
+    b = augment(img, lab, spec, torch.Generator().manual_seed(5), SPACING)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
@@ -70,3 +77,56 @@ def test_other_mirrors_keep_the_labels():
     assert (out == L.KIDNEY_RIGHT).sum() == (lab == L.KIDNEY_RIGHT).sum()
     for b in range(8):
         assert torch.nonzero(out[b] == L.KIDNEY_RIGHT)[:, 0].min() > 24
+
+
+def test_rotation_in_mm_is_a_rotation_without_shear():
+    """In millimetres (H theta H^-1, scale undone) the sampling matrix is orthogonal with determinant +1."""
+    shape = (48, 40, 32)
+    angles = (torch.rand(32, 3) * 2 - 1) * math.radians(30)
+    scales = torch.empty(32).uniform_(0.8, 1.2)
+    theta = rotation_in_mm(angles, scales, shape, SPACING)
+    half = torch.tensor([shape[d] * SPACING[d] / 2 for d in (2, 1, 0)])
+    in_mm = half[None, :, None] * theta / half[None, None, :] * scales.view(-1, 1, 1)
+    eye = torch.eye(3).expand(32, 3, 3)
+    assert torch.allclose(in_mm @ in_mm.transpose(1, 2), eye, atol=1e-5)
+    assert torch.allclose(torch.linalg.det(in_mm), torch.ones(32), atol=1e-5)
+
+
+def _ball_moments(lab: torch.Tensor, spacing) -> np.ndarray:
+    """Eigenvalues of the second-moment matrix (mm^2) of the voxels labelled 1."""
+    pts = torch.nonzero(lab == 1).double().numpy() * np.asarray(spacing)
+    return np.linalg.eigvalsh(np.cov(pts.T))
+
+
+def test_a_ball_in_mm_stays_a_ball_on_the_anisotropic_grid():
+    """A 25 mm ball on the 2.5 x 2.5 x 4 mm grid, rotated by 30 degrees about each axis, keeps its volume and
+    round shape; the rotation of normalised patch coordinates (the old way) turned it into a sheared ellipsoid."""
+    shape = (48, 40, 32)
+    idx = [torch.arange(n, dtype=torch.float32) for n in shape]
+    x, y, z = torch.meshgrid(*[(i - (n - 1) / 2) * s for i, n, s in zip(idx, shape, SPACING)], indexing="ij")
+    lab = ((x ** 2 + y ** 2 + z ** 2) < 25.0 ** 2).long()[None]
+    img = lab[:, None].float()
+    before = _ball_moments(lab[0], SPACING)
+    spec = AugmentSpec(rotate_deg=30.0, scale=(1.0, 1.0), probability=1.0)
+    for seed in range(4):
+        _, out = spatial(img, lab, spec, torch.Generator().manual_seed(seed), SPACING)
+        after = _ball_moments(out[0], SPACING)
+        assert abs(int(out.sum()) - int(lab.sum())) < 0.05 * int(lab.sum())
+        assert after.max() / after.min() < 1.12, after  # round (voxelisation alone gives ~1.05)
+        assert np.allclose(after, before, rtol=0.12)
+
+
+def test_domain_randomisation_keeps_labels_and_order():
+    """The intensity curve is monotonic (tissue order kept), the field is smooth, neither touches labels."""
+    gen = torch.Generator().manual_seed(7)
+    ramp = torch.linspace(0, 1, 200).view(1, 1, 200, 1, 1).expand(1, 1, 200, 2, 2)
+    for _ in range(20):
+        out = intensity_curve(ramp, 0.1, gen)
+        assert (out[0, 0, 1:, 0, 0] - out[0, 0, :-1, 0, 0] >= -1e-6).all()
+    field = bias_field(torch.zeros(1, 16, 16, 16), 0.2, gen)
+    assert field.abs().max() <= 0.2 * 2.5 and field.std() > 0
+    img, lab = _two_kidneys()
+    spec = AugmentSpec(rotate_deg=0.0, scale=(1.0, 1.0), intensity_curve=0.1, bias_field=0.2, domain_probability=1.0)
+    out_img, out_lab = augment(img, lab, spec, torch.Generator().manual_seed(2), SPACING)
+    assert torch.equal(out_lab, lab)
+    assert not torch.equal(out_img, img)

@@ -1,10 +1,15 @@
 """Training augmentation on a batch of patches, in torch, with no left-right mirror.
 
-Spatial: a small random rotation (proper, determinant +1: it never mirrors) and scaling, applied to the image
-(trilinear) and labels (nearest) with one sampling grid; and, only along the axes listed in `mirror_axes`
-(none by default: processed arrays are all RAS+, so anatomy always has its side), mirroring, where a mirror of
-axis 0, the patient's left-right, swaps labels 2 and 3 with it. Intensity: scale and shift, gamma, Gaussian
-noise, Gaussian blur.
+Spatial: a small random rotation (proper, determinant +1: it never mirrors) and scaling, built in millimetres
+(the processed grid is anisotropic, 2.5 x 2.5 x 4 mm: a rotation of normalised patch coordinates would shear
+anatomy), applied to the image (trilinear) and labels (nearest) with one sampling grid; and, only along the
+axes listed in `mirror_axes` (none by default: processed arrays are all RAS+, so anatomy always has its side),
+mirroring, where a mirror of axis 0, the patient's left-right, swaps labels 2 and 3 with it.
+
+Intensity (labels untouched): scale and shift, gamma, Gaussian noise, Gaussian blur, and two kinds of domain
+randomisation after SynthSeg (Billot et al., Medical Image Analysis 2023) for a model trained on phantoms
+only: a random monotonic intensity curve (tissue contrasts change, their order does not) and a smooth additive
+field (scanner cupping, beam hardening, contrast that varies across the body).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ class AugmentSpec:
     blur_sigma: tuple[float, float] = (0.0, 1.0)
     probability: float = 0.2  # per transform family
     mirror_axes: tuple[int, ...] = ()  # processed (RAS) axes to mirror with probability 1/2; 0 is left-right
+    intensity_curve: float = 0.0  # sd of the control points of a random monotonic curve on [0, 1] (0: off)
+    bias_field: float = 0.0  # largest amplitude of a smooth additive field, in normalised intensity (0: off)
+    domain_probability: float = 0.0  # share of patches given the curve and the field
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentSpec":
@@ -47,14 +55,29 @@ def _rotation(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
-def spatial(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate and scale (B, 1, X, Y, Z) images and (B, X, Y, Z) labels about the patch centre."""
+def rotation_in_mm(angles: torch.Tensor, scales: torch.Tensor, shape: tuple[int, int, int],
+                   spacing: tuple[float, float, float]) -> torch.Tensor:
+    """(B, 3, 3) matrices for `F.affine_grid` that rotate by `angles` (B, 3) and zoom by `scales` (B,) in
+    millimetres about the centre of a (X, Y, Z) patch with voxel `spacing`.
+
+    affine_grid works in normalised coordinates (-1..1 along each axis, in (Z, Y, X) order for a (B, C, X, Y,
+    Z) tensor), so the rotation is conjugated by the patch's half-extents in mm: theta = H^-1 R H / s. In mm
+    that is a pure rotation and zoom, whatever the spacing.
+    """
+    half = torch.tensor([shape[d] * spacing[d] / 2 for d in (2, 1, 0)], dtype=torch.float32)  # grid order
+    rot = _rotation(angles)
+    return rot * half[None, None, :] / half[None, :, None] / scales.view(-1, 1, 1)
+
+
+def spatial(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator,
+            spacing: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate and scale (B, 1, X, Y, Z) images and (B, X, Y, Z) labels about the patch centre, in mm."""
     b = image.shape[0]
     angles = (torch.rand(b, 3, generator=gen) * 2 - 1) * math.radians(spec.rotate_deg)
-    scales = torch.empty(b, 1, 1).uniform_(*spec.scale, generator=gen)
+    scales = torch.empty(b).uniform_(*spec.scale, generator=gen)
     apply = (torch.rand(b, generator=gen) < spec.probability).float().view(b, 1, 1)
     eye = torch.eye(3).expand(b, 3, 3)
-    mat = apply * (_rotation(angles) / scales) + (1 - apply) * eye
+    mat = apply * rotation_in_mm(angles, scales, tuple(image.shape[2:]), spacing) + (1 - apply) * eye
     theta = torch.cat([mat, torch.zeros(b, 3, 1)], dim=2)
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     img = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -99,11 +122,35 @@ def _gamma(x: torch.Tensor, gamma: float) -> torch.Tensor:
     return ((x - lo) / span) ** gamma * span + lo
 
 
+def intensity_curve(x: torch.Tensor, sd: float, gen: torch.Generator, knots: int = 6) -> torch.Tensor:
+    """A random monotonic piecewise-linear remapping of [0, 1] (values outside keep the end slopes): knot
+    heights are the identity plus Gaussian jitter, sorted so that tissue order is kept."""
+    xs = torch.linspace(0, 1, knots)
+    ys = torch.sort(xs + torch.randn(knots, generator=gen) * sd).values
+    idx = torch.clamp(torch.bucketize(x.clamp(0, 1), xs) - 1, 0, knots - 2)
+    x0, x1, y0, y1 = xs[idx], xs[idx + 1], ys[idx], ys[idx + 1]
+    inside = y0 + (x.clamp(0, 1) - x0) * (y1 - y0) / (x1 - x0)
+    return inside + torch.clamp(x - 1, min=0) + torch.clamp(x, max=0)
+
+
+def bias_field(x: torch.Tensor, amplitude: float, gen: torch.Generator) -> torch.Tensor:
+    """Add a smooth random field (a 3x3x3 Gaussian lattice, trilinearly upsampled) of at most `amplitude`."""
+    coarse = torch.randn((1, 1, 3, 3, 3), generator=gen)
+    field = F.interpolate(coarse, size=tuple(x.shape[-3:]), mode="trilinear", align_corners=True)
+    return x + field[0] * amplitude * float(torch.rand(1, generator=gen)) / 2
+
+
 def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
-    """Scale and shift, gamma, noise and blur, each applied per sample with `spec.probability`."""
+    """Domain randomisation (curve and field) with `spec.domain_probability`; then scale and shift, gamma,
+    blur and noise, each applied per sample with `spec.probability`."""
     out = []
     for x in image:
         x = x[None]
+        if torch.rand(1, generator=gen) < spec.domain_probability:
+            if spec.intensity_curve > 0:
+                x = intensity_curve(x, spec.intensity_curve, gen)
+            if spec.bias_field > 0:
+                x = bias_field(x, spec.bias_field, gen)
         if torch.rand(1, generator=gen) < spec.probability:
             x = x * torch.empty(1).uniform_(*spec.intensity_scale, generator=gen) + (torch.rand(1, generator=gen) * 2 - 1) * spec.intensity_shift
         if torch.rand(1, generator=gen) < spec.probability:
@@ -118,9 +165,11 @@ def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> t
     return torch.stack(out)
 
 
-def augment(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole training augmentation: mirroring (if any), spatial, then intensity."""
+def augment(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator,
+            spacing: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole training augmentation: mirroring (if any), spatial (in mm, with the patch's voxel `spacing`),
+    then intensity."""
     if spec.mirror_axes:
         image, labels = mirror(image, labels, spec.mirror_axes, gen)
-    image, labels = spatial(image, labels, spec, gen)
+    image, labels = spatial(image, labels, spec, gen, spacing)
     return intensity(image, spec, gen), labels

@@ -88,12 +88,12 @@ class _Progress:
 
 
 def _to_device(sampler: PatchSampler, batch_size: int, aug: AugmentSpec, gen: torch.Generator,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+               device: torch.device, spacing: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
     """One augmented batch on `device`: augmentation on the CPU (abdoseg.augment draws from a CPU generator), labels
     as uint8, and on CUDA from pinned memory with non-blocking copies, so that the next batch is prepared while
     the GPU still works on this one."""
     x, y = sampler.batch(batch_size)
-    x, y = augment(torch.from_numpy(x), torch.from_numpy(y), aug, gen)
+    x, y = augment(torch.from_numpy(x), torch.from_numpy(y), aug, gen, spacing)  # rotations in mm
     y = y.to(torch.uint8)
     if device.type == "cuda":
         x, y = x.pin_memory(), y.pin_memory()
@@ -142,6 +142,7 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
     sampler = PatchSampler(images, labels, patch, float(tp["foreground_fraction"]), rng)
     val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
     aug = AugmentSpec.from_params(params["augment"])
+    spacing = tuple(float(s) for s in params["preprocess"]["spacing"])  # augmentation rotates in mm
 
     cuda = device.type == "cuda"
     model = vnet.build(mp).to(device)
@@ -182,7 +183,7 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no wait per step
         for _ in range(steps):
-            x, y = _to_device(sampler, int(tp["batch_size"]), aug, gen, device)
+            x, y = _to_device(sampler, int(tp["batch_size"]), aug, gen, device, spacing)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=cuda):
                 loss = train_loss_fn(model(x), y[:, None].float())  # float: the targets are resized for coarse outputs
