@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from abdoseg.augment import AugmentSpec
+from abdoseg.batches import DataPathSpec
 from abdoseg.predict import PredictSpec
 from abdoseg.synthetic import SyntheticConfig
 from conftest import REPO
@@ -18,7 +19,8 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 @pytest.mark.parametrize("spec, section", [(PredictSpec, ("predict",)), (AugmentSpec, ("augment",)),
-                                           (SyntheticConfig, ("data", "synthetic"))], ids=lambda v: getattr(v, "__name__", None))
+                                           (SyntheticConfig, ("data", "synthetic")),
+                                           (DataPathSpec, ("train",))], ids=lambda v: getattr(v, "__name__", None))
 def test_dataclass_defaults_are_the_params_yaml_values(spec, section):
     values = PARAMS
     for key in section:

@@ -41,8 +41,12 @@ def _train(root, params, out):
 
 
 def test_killed_run_resumes_to_the_same_end(setup, tmp_path):
+    """Killed with 2 data workers, resumed with 1, against a straight run in one process: the same weights and log,
+    since batches depend on (seed, epoch, step) only, and no random state is saved."""
     root, params = setup
-    _train(root, params, tmp_path / "straight")
+    params = copy.deepcopy(params)
+    _train(root, {**params, "train": {**params["train"], "workers": 0}}, tmp_path / "straight")
+    params["train"]["workers"] = 2
 
     script = (f"import json, sys; sys.path.insert(0, {str(REPO / 'tests')!r}); from test_train import _train; from pathlib import Path; "
               f"_train(Path({str(root)!r}), json.loads({json.dumps(json.dumps(params))}), Path({str(tmp_path / 'killed')!r}))")
@@ -60,7 +64,7 @@ def test_killed_run_resumes_to_the_same_end(setup, tmp_path):
     for declared in ("train_log.csv", "best.pt", "last.pt"):  # Snakemake and DVC delete declared outputs first
         (tmp_path / "killed" / declared).unlink(missing_ok=True)
     resumed = copy.deepcopy(params)
-    resumed["train"]["resume"] = True
+    resumed["train"].update(resume=True, workers=1)
     _train(root, resumed, tmp_path / "killed")
 
     a, b = pd.read_csv(tmp_path / "straight" / "train_log.csv"), pd.read_csv(tmp_path / "killed" / "train_log.csv")
@@ -124,14 +128,14 @@ def test_training_loss_weights_the_coarse_outputs_and_keeps_its_scale():
     assert torch.isclose(both, (2 * plain + small) / 3)
 
 
-def test_resume_file_holds_scaler_and_random_states_and_loads_safely(setup, tmp_path):
+def test_resume_file_holds_the_scaler_and_loads_safely(setup, tmp_path):
     root, params = setup
     p = copy.deepcopy(params)
     p["train"].update(epochs=1, val_every=1)
     _train(root, p, tmp_path)
     state = torch.load(tmp_path / "resume.pt", weights_only=True)  # plain values and CPU tensors only
     assert state["kind"] == "resume" and state["epoch"] == 1
-    assert set(state["rng"]) == {"numpy", "torch_gen", "torch", "cuda"} and "scaler" in state
+    assert "scaler" in state and "rng" not in state  # batches and dropout are seeded by (seed, epoch, step)
     assert all(t.device.type == "cpu" for t in state["model_state"].values())
 
 

@@ -25,7 +25,7 @@ from .preprocess import PreprocessSpec
 FORMAT = "abdoseg-checkpoint"
 VERSION = 1  # bump when the layout of what is saved changes
 MODEL_KEYS = ("model_state", "model", "preprocess", "patch_size", "labels")
-RESUME_KEYS = ("model_state", "optimiser", "scheduler", "scaler", "epoch", "best", "best_state", "history", "rng")
+RESUME_KEYS = ("model_state", "optimiser", "scheduler", "scaler", "epoch", "best", "best_state", "history")
 
 
 class CheckpointError(ValueError):

@@ -2,10 +2,12 @@
 
 Writes best.pt (by mean validation Dice over organs), last.pt and a per-epoch CSV log. Every checkpoint embeds
 the params it was trained with, the label table and the preprocessing spec: inference never guesses.
-resume.pt, rewritten after every epoch, also holds the optimiser, scheduler, mixed-precision scaler, epoch,
-random states (CPU and CUDA) and the best weights so far, so that `train.resume` continues an interrupted run to
-the same end as an uninterrupted one (on CUDA with `train.deterministic`). It is not a declared output: Snakemake
-and DVC delete declared outputs before rerunning a step. All three are written and read by abdoseg.checkpoint.
+resume.pt, rewritten after every epoch, also holds the optimiser, scheduler, mixed-precision scaler, epoch and
+the best weights so far, so that `train.resume` continues an interrupted run to the same end as an uninterrupted
+one (on CUDA with `train.deterministic`). No random state needs saving: every batch is drawn from seeds derived
+from (train.seed, epoch, step) (abdoseg.batches), and torch's own generators (dropout) are reseeded from
+(train.seed, epoch) at each epoch's start. resume.pt is not a declared output: Snakemake and DVC delete declared
+outputs before rerunning a step. All three are written and read by abdoseg.checkpoint.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from tqdm import tqdm
 
 from . import labels as L
 from . import checkpoint, files, vnet
-from .augment import AugmentSpec, augment
+from .augment import AugmentSpec
+from .batches import DataPathSpec, PatchBatches, batch_stream, to_device
 from .device import describe, deterministic, pick_device
 from .inference import sliding_window_probs
 from .metrics import dice
 from .preprocess import PreprocessSpec
-from .sampling import PatchSampler
+from .sampling import organ_index
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", *[f"dice_{o}" for o in L.ORGANS.values()], "dice_mean", "lr", "seconds"]
 
@@ -87,31 +90,9 @@ class _Progress:
         self.bar.close()
 
 
-def _to_device(sampler: PatchSampler, batch_size: int, aug: AugmentSpec, gen: torch.Generator,
-               device: torch.device, spacing: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented batch on `device`: augmentation on the CPU (abdoseg.augment draws from a CPU generator), labels
-    as uint8, and on CUDA from pinned memory with non-blocking copies, so that the next batch is prepared while
-    the GPU still works on this one."""
-    x, y = sampler.batch(batch_size)
-    x, y = augment(torch.from_numpy(x), torch.from_numpy(y), aug, gen, spacing)  # rotations in mm
-    y = y.to(torch.uint8)
-    if device.type == "cuda":
-        x, y = x.pin_memory(), y.pin_memory()
-    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-
-def _rng_state(rng: np.random.Generator, gen: torch.Generator, device: torch.device) -> dict:
-    """Every random state a resumed run needs to continue exactly (plain values and tensors: abdoseg.checkpoint)."""
-    return {"numpy": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-
-
-def _restore_rng(state: dict, rng: np.random.Generator, gen: torch.Generator, device: torch.device) -> None:
-    rng.bit_generator.state = state["numpy"]
-    gen.set_state(state["torch_gen"])
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state["cuda"] is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of torch's generators (dropout) for `epoch`: a resumed run needs no saved random state."""
+    return int(np.random.SeedSequence(int(seed) % 2**64, spawn_key=(epoch,)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
@@ -132,17 +113,19 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
            out_dir: Path, device: torch.device, intensity_stats: dict | None) -> dict:
     tp, mp = params["train"], params["model"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(int(tp["seed"]))
-    rng = np.random.default_rng(int(tp["seed"]))
-    gen = torch.Generator().manual_seed(int(tp["seed"]))
+    seed = int(tp["seed"])
+    seed_everything(seed)
     patch = tuple(int(p) for p in tp["patch_size"])
     sw_batch_size = int(params["predict"]["sw_batch_size"])
 
-    images, labels = load_processed(processed_image, processed_label, train_cases)
-    sampler = PatchSampler(images, labels, patch, float(tp["foreground_fraction"]), rng)
-    val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
-    aug = AugmentSpec.from_params(params["augment"])
+    image_paths = [processed_image.format(case=c) for c in train_cases]
+    label_paths = [processed_label.format(case=c) for c in train_cases]
+    index = organ_index([np.load(p, mmap_mode="r") for p in label_paths], np.random.default_rng(seed))
     spacing = tuple(float(s) for s in params["preprocess"]["spacing"])  # augmentation rotates in mm
+    batches = PatchBatches(image_paths, label_paths, index, patch, float(tp["foreground_fraction"]), seed,
+                           int(tp["batch_size"]), AugmentSpec.from_params(params["augment"]), spacing)
+    data_path = DataPathSpec.from_params(tp)
+    val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
 
     cuda = device.type == "cuda"
     model = vnet.build(mp).to(device)
@@ -171,19 +154,22 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
         if state["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         start, best, best_state, history = state["epoch"], state["best"], state["best_state"], state["history"]
-        _restore_rng(state["rng"], rng, gen, device)
         print(f"resuming after epoch {start} from {resume_path}", flush=True)
     # the log is rewritten from the checkpointed history: epochs after the last checkpoint will run again
     with files.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows([LOG_COLUMNS, *[[row[c] for c in LOG_COLUMNS] for row in history]])
 
     progress = _Progress(epochs * steps, start * steps)
+    # one stream over every remaining step: the workers prepare the next epoch's first batches during validation
+    stream = iter(batch_stream(batches, [(e, s) for e in range(start + 1, epochs + 1) for s in range(steps)],
+                               data_path.workers, pin=cuda))
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
+        torch.manual_seed(epoch_seed(seed, epoch))
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no wait per step
         for _ in range(steps):
-            x, y = _to_device(sampler, int(tp["batch_size"]), aug, gen, device, spacing)
+            x, y = to_device(next(stream), device)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=cuda):
                 loss = train_loss_fn(model(x), y[:, None].float())  # float: the targets are resized for coarse outputs
@@ -210,7 +196,7 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
         checkpoint.save({**meta, "model_state": model.state_dict(), "epoch": epoch}, out_dir / "last.pt", "model")
         checkpoint.save({"model_state": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
                          "scaler": scaler.state_dict(), "epoch": epoch, "best": best, "best_state": best_state,
-                         "history": history, "rng": _rng_state(rng, gen, device)}, resume_path, "resume")
+                         "history": history}, resume_path, "resume")
         progress.epoch(row)
     progress.close()
     return best

@@ -1,0 +1,75 @@
+"""The data path: a batch depends on (seed, epoch, step) only, whatever the number of worker processes."""
+
+import numpy as np
+import pytest
+import torch
+
+from abdoseg import labels as L
+from abdoseg.augment import AugmentSpec
+from abdoseg.batches import PatchBatches, batch_stream
+from abdoseg.sampling import organ_index
+
+PATCH = (16, 16, 12)
+KEYS = [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (3, 0)]
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    """Three small processed cases on disk (image .npy float32, labels .npy uint8), as the data step writes them."""
+    root = tmp_path_factory.mktemp("batches")
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for i in range(3):
+        lab = np.zeros((30 + 4 * i, 28, 20), np.uint8)
+        lab[4:16, 4:20, 3:15] = L.LIVER
+        lab[20:26, 8:14, 5:12] = L.KIDNEY_RIGHT
+        lab[2:7, 20:26, 8:14] = L.SPLEEN
+        image = (lab / 4 + rng.normal(0, 0.05, lab.shape)).astype(np.float32)
+        images.append(root / f"{i}.img.npy")
+        labels.append(root / f"{i}.lab.npy")
+        np.save(images[-1], image)
+        np.save(labels[-1], lab)
+    return [str(p) for p in images], [str(p) for p in labels]
+
+
+def _batches(cases, seed=0):
+    images, labels = cases
+    index = organ_index([np.load(p) for p in labels], np.random.default_rng(seed))
+    spec = AugmentSpec(probability=0.5, mirror_axes=(0,))
+    return PatchBatches(images, labels, index, PATCH, 0.8, seed, 3, spec, (2.5, 2.5, 4.0))
+
+
+def _drawn(cases, workers, keys=KEYS):
+    return [(b.image.clone(), b.labels.clone()) for b in batch_stream(_batches(cases), keys, workers, pin=False)]
+
+
+def test_batches_are_the_same_with_0_1_or_2_workers(cases):
+    none, one, two = (_drawn(cases, w) for w in (0, 1, 2))
+    for key, a, b, c in zip(KEYS, none, one, two):
+        assert a[0].shape == (3, 1, *PATCH) and a[1].dtype == torch.uint8, key
+        assert torch.equal(a[0], b[0]) and torch.equal(a[0], c[0]) and torch.equal(a[1], b[1]) and torch.equal(a[1], c[1]), key
+    assert len({float(x.sum()) for x, _ in none}) == len(KEYS)  # and every step draws other patches
+
+
+def test_a_batch_depends_on_its_step_not_on_what_was_drawn_before(cases):
+    """What a resumed run relies on: starting the stream at epoch 2 gives epoch 2's batches of a full run."""
+    full = _drawn(cases, 0)
+    later = _drawn(cases, 2, KEYS[3:])
+    for a, b in zip(full[3:], later):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_another_seed_draws_other_batches(cases):
+    a = _batches(cases, seed=0)[(1, 0)]
+    b = _batches(cases, seed=1)[(1, 0)]
+    assert not torch.equal(a.image, b.image)
+
+
+def test_workers_receive_paths_not_arrays(cases):
+    """A worker started by spawn gets the paths and the index; it maps the arrays itself."""
+    import pickle
+
+    batches = _batches(cases)
+    batches[(1, 0)]  # maps the arrays in this process
+    state = pickle.loads(pickle.dumps(batches)).__dict__
+    assert state["_sampler"] is None and state["image_paths"] == cases[0]
