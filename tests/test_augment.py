@@ -130,3 +130,21 @@ def test_domain_randomisation_keeps_labels_and_order():
     out_img, out_lab = augment(img, lab, spec, torch.Generator().manual_seed(2), SPACING)
     assert torch.equal(out_lab, lab)
     assert not torch.equal(out_img, img)
+
+
+def _everything_on():
+    return AugmentSpec(probability=1.0, mirror_axes=(0, 1), intensity_curve=0.05, bias_field=0.1, domain_probability=1.0,
+                       blur_sigma=(0.5, 1.0))
+
+
+def test_augment_builds_every_tensor_on_its_inputs_device():
+    """Under `torch.device("meta")` a tensor built without `device=` lands on the meta device and cannot meet the
+    CPU inputs: the result equals the plain CPU result only if every tensor and draw follows the inputs' device,
+    which is what lets augment run on CUDA with a CUDA generator (issue #18)."""
+    img, lab = _two_kidneys(b=2, n=24)
+    spec = _everything_on()
+    expected = augment(img, lab, spec, torch.Generator().manual_seed(9), SPACING)
+    with torch.device("meta"):
+        got = augment(img, lab, spec, torch.Generator().manual_seed(9), SPACING)
+    assert got[0].device.type == got[1].device.type == "cpu"
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])

@@ -6,7 +6,7 @@ import torch
 
 from abdoseg import labels as L
 from abdoseg.augment import AugmentSpec
-from abdoseg.batches import PatchBatches, batch_stream
+from abdoseg.batches import PatchBatches, batch_stream, to_device
 from abdoseg.sampling import organ_index
 
 PATCH = (16, 16, 12)
@@ -36,7 +36,7 @@ def _batches(cases, seed=0):
     images, labels = cases
     index = organ_index([np.load(p) for p in labels], np.random.default_rng(seed))
     spec = AugmentSpec(probability=0.5, mirror_axes=(0,))
-    return PatchBatches(images, labels, index, PATCH, 0.8, seed, 3, spec, (2.5, 2.5, 4.0))
+    return PatchBatches(images, labels, index, PATCH, 0.8, seed, 3, spec, (2.5, 2.5, 4.0), augment_here=True)
 
 
 def _drawn(cases, workers, keys=KEYS):
@@ -73,3 +73,18 @@ def test_workers_receive_paths_not_arrays(cases):
     batches[(1, 0)]  # maps the arrays in this process
     state = pickle.loads(pickle.dumps(batches)).__dict__
     assert state["_sampler"] is None and state["image_paths"] == cases[0]
+
+
+def test_augmenting_on_the_device_after_the_copy_equals_augmenting_in_the_workers(cases):
+    """augment_on: device with the CPU as device: the same batches as augment_on: cpu, since each sample's
+    augmentation draws from its own seed wherever it runs (on CUDA the generator is CUDA's, with other draws)."""
+    images, labels = cases
+    index = organ_index([np.load(p) for p in labels], np.random.default_rng(0))
+    spec = AugmentSpec(probability=1.0, mirror_axes=(0,), intensity_curve=0.05, bias_field=0.1, domain_probability=0.5)
+    here, later = (PatchBatches(images, labels, index, PATCH, 0.8, 0, 3, spec, (2.5, 2.5, 4.0), augment_here=a) for a in (True, False))
+    in_workers = [to_device(b, torch.device("cpu"), None, (2.5, 2.5, 4.0)) for b in batch_stream(here, KEYS, 2, pin=False)]
+    raw = list(batch_stream(later, KEYS, 2, pin=False))
+    after_copy = [to_device(b, torch.device("cpu"), spec, (2.5, 2.5, 4.0)) for b in raw]
+    for key, a, b, r in zip(KEYS, in_workers, after_copy, raw):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and b[1].dtype == torch.uint8, key
+        assert not torch.equal(r.image, b[0]), key  # the raw batch was augmented after the copy

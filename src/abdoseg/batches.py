@@ -25,20 +25,23 @@ PREFETCH = 2  # batches each worker prepares ahead: torch's default, enough to h
 
 @dataclass(frozen=True)
 class DataPathSpec:
-    """Where the batches are made: `workers` processes (0: the training process)."""
+    """Where the batches are made: `workers` processes (0: the training process) and where augmentation runs,
+    `cpu` (in the workers) or `device` (on the batch's device, after the copy)."""
 
     workers: int = 1
+    augment_on: str = "cpu"
 
     @classmethod
     def from_params(cls, train_params: dict) -> "DataPathSpec":
-        return cls(workers=int(train_params["workers"]))
+        return cls(workers=int(train_params["workers"]), augment_on=str(train_params["augment_on"]))
 
 
 class Batch(NamedTuple):
-    """A step's patches as the workers deliver them."""
+    """A step's patches as the workers deliver them; `seeds` seed each sample's augmentation where it runs later."""
 
     image: torch.Tensor  # (B, 1, X, Y, Z) float32
     labels: torch.Tensor  # (B, X, Y, Z) uint8
+    seeds: list[int]
 
 
 def sample_seeds(seed: int, epoch: int, step: int, sample: int) -> tuple[np.random.Generator, int]:
@@ -57,14 +60,14 @@ def augment_sample(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec,
 
 
 class PatchBatches(Dataset):
-    """(epoch, step) -> that step's batch of `batch_size` augmented patches."""
+    """(epoch, step) -> that step's batch of `batch_size` patches, augmented when `augment_here`."""
 
     def __init__(self, image_paths: list[str], label_paths: list[str], index: list[dict[int, np.ndarray]],
                  patch: tuple[int, int, int], foreground: float, seed: int, batch_size: int, spec: AugmentSpec,
-                 spacing: tuple[float, float, float]):
+                 spacing: tuple[float, float, float], augment_here: bool):
         self.image_paths, self.label_paths, self.index = image_paths, label_paths, index
         self.patch, self.foreground, self.seed, self.batch_size = patch, foreground, seed, batch_size
-        self.spec, self.spacing = spec, spacing
+        self.spec, self.spacing, self.augment_here = spec, spacing, augment_here
         self._sampler: PatchSampler | None = None
 
     def __getstate__(self) -> dict:
@@ -81,14 +84,16 @@ class PatchBatches(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Batch:
         epoch, step = key
         sampler = self._open()
-        images, labels = [], []
+        images, labels, seeds = [], [], []
         for sample in range(self.batch_size):
             rng, seed = sample_seeds(self.seed, epoch, step, sample)
             image, lab = (torch.from_numpy(a)[None] for a in sampler.sample(rng))
-            image, lab = augment_sample(image, lab, self.spec, seed, self.spacing)
+            if self.augment_here:
+                image, lab = augment_sample(image, lab, self.spec, seed, self.spacing)
             images.append(image)
             labels.append(lab)
-        return Batch(torch.cat(images), torch.cat(labels))
+            seeds.append(seed)
+        return Batch(torch.cat(images), torch.cat(labels), seeds)
 
 
 def batch_stream(batches: PatchBatches, keys: list[tuple[int, int]], workers: int, pin: bool) -> DataLoader:
@@ -97,6 +102,13 @@ def batch_stream(batches: PatchBatches, keys: list[tuple[int, int]], workers: in
                       prefetch_factor=PREFETCH if workers else None)
 
 
-def to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch on `device`: non-blocking copies, from pinned memory on CUDA."""
-    return batch.image.to(device, non_blocking=True), batch.labels.to(device, non_blocking=True)
+def to_device(batch: Batch, device: torch.device, spec: AugmentSpec | None,
+              spacing: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch on `device` (non-blocking copies, from pinned memory on CUDA); with `spec`, augmented there, each
+    sample from its own seed, so that the result equals the workers' augmentation when `device` is the CPU."""
+    image = batch.image.to(device, non_blocking=True)
+    labels = batch.labels.to(device, non_blocking=True)
+    if spec is None:
+        return image, labels
+    pairs = [augment_sample(image[i:i + 1], labels[i:i + 1], spec, seed, spacing) for i, seed in enumerate(batch.seeds)]
+    return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])

@@ -122,9 +122,10 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
     label_paths = [processed_label.format(case=c) for c in train_cases]
     index = organ_index([np.load(p, mmap_mode="r") for p in label_paths], np.random.default_rng(seed))
     spacing = tuple(float(s) for s in params["preprocess"]["spacing"])  # augmentation rotates in mm
+    aug, data_path = AugmentSpec.from_params(params["augment"]), DataPathSpec.from_params(tp)
+    on_device = data_path.augment_on == "device"  # else in the workers, on the CPU
     batches = PatchBatches(image_paths, label_paths, index, patch, float(tp["foreground_fraction"]), seed,
-                           int(tp["batch_size"]), AugmentSpec.from_params(params["augment"]), spacing)
-    data_path = DataPathSpec.from_params(tp)
+                           int(tp["batch_size"]), aug, spacing, augment_here=not on_device)
     val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
 
     cuda = device.type == "cuda"
@@ -169,7 +170,7 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no wait per step
         for _ in range(steps):
-            x, y = to_device(next(stream), device)
+            x, y = to_device(next(stream), device, aug if on_device else None, spacing)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=cuda):
                 loss = train_loss_fn(model(x), y[:, None].float())  # float: the targets are resized for coarse outputs
