@@ -37,6 +37,7 @@ def test_gpu_real_data_preset_is_valid_and_is_the_recipe():
     assert train["patches_per_epoch"] == 250 * train["batch_size"]  # nnU-Net's 250 iterations an epoch
     assert params["preprocess"]["normalize"] == "percentile"
     assert train["device"] == "cuda"  # mixed precision is what the train step does on CUDA
+    assert train["workers"] >= 2  # several data workers keep the GPU fed (docs/benchmarks.md, "Data path")
 
 
 def _rule_names() -> set[str]:
