@@ -63,7 +63,7 @@ def patches_per_s(cases: tuple[list[str], list[str]], patch: tuple[int, int, int
     images, labels = cases
     aug = AugmentSpec.from_params(yaml.safe_load((REPO / "params.yaml").read_text())["augment"])
     index = organ_index([np.load(p, mmap_mode="r") for p in labels], np.random.default_rng(0))
-    data = PatchBatches(images, labels, index, patch, 0.8, 0, batch, aug, tuple(spacing), augment_here=in_workers)
+    data = PatchBatches(images, labels, index, patch, 0.8, 0, range(batch), aug, tuple(spacing), augment_here=in_workers)
     warm = 1 + PREFETCH * workers
     load, cpu = os.getloadavg()[0], cpu_seconds()
     stream = iter(batch_stream(data, [(1, s) for s in range(warm + batches)], workers, pin=False))

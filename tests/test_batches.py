@@ -36,7 +36,7 @@ def _batches(cases, seed=0):
     images, labels = cases
     index = organ_index([np.load(p) for p in labels], np.random.default_rng(seed))
     spec = AugmentSpec(probability=0.5, mirror_axes=(0,))
-    return PatchBatches(images, labels, index, PATCH, 0.8, seed, 3, spec, (2.5, 2.5, 4.0), augment_here=True)
+    return PatchBatches(images, labels, index, PATCH, 0.8, seed, range(3), spec, (2.5, 2.5, 4.0), augment_here=True)
 
 
 def _drawn(cases, workers, keys=KEYS):
@@ -81,10 +81,28 @@ def test_augmenting_on_the_device_after_the_copy_equals_augmenting_in_the_worker
     images, labels = cases
     index = organ_index([np.load(p) for p in labels], np.random.default_rng(0))
     spec = AugmentSpec(probability=1.0, mirror_axes=(0,), intensity_curve=0.05, bias_field=0.1, domain_probability=0.5)
-    here, later = (PatchBatches(images, labels, index, PATCH, 0.8, 0, 3, spec, (2.5, 2.5, 4.0), augment_here=a) for a in (True, False))
+    here, later = (PatchBatches(images, labels, index, PATCH, 0.8, 0, range(3), spec, (2.5, 2.5, 4.0), augment_here=a) for a in (True, False))
     in_workers = [to_device(b, torch.device("cpu"), None, (2.5, 2.5, 4.0)) for b in batch_stream(here, KEYS, 2, pin=False)]
     raw = list(batch_stream(later, KEYS, 2, pin=False))
     after_copy = [to_device(b, torch.device("cpu"), spec, (2.5, 2.5, 4.0)) for b in raw]
     for key, a, b, r in zip(KEYS, in_workers, after_copy, raw):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and b[1].dtype == torch.uint8, key
         assert not torch.equal(r.image, b[0]), key  # the raw batch was augmented after the copy
+
+
+def test_the_ranks_of_several_processes_share_out_each_step_exactly(cases):
+    """train.devices: 2: process 0 draws samples 0-1 of each step, process 1 samples 2-3; together, the one
+    process's batch of 4, so the global batch does not depend on the number of processes."""
+    from abdoseg.distributed import Rank
+
+    images, labels = cases
+    index = organ_index([np.load(p) for p in labels], np.random.default_rng(0))
+    spec = AugmentSpec(probability=0.5)
+
+    def draw(samples):
+        return PatchBatches(images, labels, index, PATCH, 0.8, 0, samples, spec, (2.5, 2.5, 4.0), augment_here=True)[(2, 1)]
+
+    assert [Rank(r, 2).samples(4) for r in (0, 1)] == [range(0, 2), range(2, 4)]
+    whole, first, second = draw(Rank(0, 1).samples(4)), draw(Rank(0, 2).samples(4)), draw(Rank(1, 2).samples(4))
+    assert torch.equal(whole.image, torch.cat([first.image, second.image]))
+    assert torch.equal(whole.labels, torch.cat([first.labels, second.labels]))

@@ -463,6 +463,7 @@ def _params_yaml() -> dict:
     (lambda p: p["preprocess"].update(spacing=[25.0, 25.0, 25.0]), r"preprocess.spacing: .* larger than any CT"),
     (lambda p: p.update(modle={"depth": 4}), r"modle: not a parameter of params.yaml"),
     (lambda p: p["train"].update(patch_szie=[48, 40, 32]), r"train.patch_szie: not a parameter"),
+    (lambda p: p["train"].update(devices=3), r"train.batch_size: 4 must be divisible by train.devices = 3 .* e.g. 3"),
 ])
 def test_cross_field_rules(edit, match):
     params = _params_yaml()

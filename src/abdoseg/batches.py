@@ -60,13 +60,14 @@ def augment_sample(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec,
 
 
 class PatchBatches(Dataset):
-    """(epoch, step) -> that step's batch of `batch_size` patches, augmented when `augment_here`."""
+    """(epoch, step) -> this process's `samples` of that step's batch (all of it in one process), augmented when
+    `augment_here`."""
 
     def __init__(self, image_paths: list[str], label_paths: list[str], index: list[dict[int, np.ndarray]],
-                 patch: tuple[int, int, int], foreground: float, seed: int, batch_size: int, spec: AugmentSpec,
+                 patch: tuple[int, int, int], foreground: float, seed: int, samples: range, spec: AugmentSpec,
                  spacing: tuple[float, float, float], augment_here: bool):
         self.image_paths, self.label_paths, self.index = image_paths, label_paths, index
-        self.patch, self.foreground, self.seed, self.batch_size = patch, foreground, seed, batch_size
+        self.patch, self.foreground, self.seed, self.samples = patch, foreground, seed, samples
         self.spec, self.spacing, self.augment_here = spec, spacing, augment_here
         self._sampler: PatchSampler | None = None
 
@@ -85,7 +86,7 @@ class PatchBatches(Dataset):
         epoch, step = key
         sampler = self._open()
         images, labels, seeds = [], [], []
-        for sample in range(self.batch_size):
+        for sample in self.samples:
             rng, seed = sample_seeds(self.seed, epoch, step, sample)
             image, lab = (torch.from_numpy(a)[None] for a in sampler.sample(rng))
             if self.augment_here:

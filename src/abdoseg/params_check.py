@@ -50,6 +50,10 @@ def check_params(params: dict, reference: dict | None = None) -> None:
         fixed = [max(factor, round(p / factor) * factor) for p in patch]
         raise ParamsError(f"train.patch_size: {patch} must be divisible by 2**model.depth = {factor} (each "
                           f"down-sampling halves it); use e.g. {fixed}")
+    devices, batch = int(params["train"]["devices"]), int(params["train"]["batch_size"])
+    if batch % devices:
+        raise ParamsError(f"train.batch_size: {batch} must be divisible by train.devices = {devices} (each training "
+                          f"process takes an equal share of every step's batch); use e.g. {max(1, batch // devices) * devices}")
     split = params["split"]
     total = sum(float(v) for v in split["fractions"].values())
     if not split.get("use_official") and not math.isclose(total, 1.0, abs_tol=1e-6):

@@ -26,7 +26,7 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from tqdm import tqdm
 
 from . import labels as L
-from . import checkpoint, files, vnet
+from . import checkpoint, distributed, files, vnet
 from .augment import AugmentSpec
 from .batches import DataPathSpec, PatchBatches, batch_stream, to_device
 from .device import describe, deterministic, pick_device
@@ -71,8 +71,8 @@ class _Progress:
     """A tqdm bar over all steps on a terminal (the epoch's loss shown at its end), one plain line per epoch otherwise.
     It never reads the loss per step: that would wait for the GPU at every step."""
 
-    def __init__(self, total_steps: int, done_steps: int):
-        self.tty = sys.stderr.isatty()
+    def __init__(self, total_steps: int, done_steps: int, enabled: bool = True):
+        self.tty = sys.stderr.isatty() and enabled  # the bar of rank 0 only
         self.bar = tqdm(total=total_steps, initial=done_steps, desc="train", unit="step", disable=not self.tty)
 
     def step(self) -> None:
@@ -90,9 +90,10 @@ class _Progress:
         self.bar.close()
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of torch's generators (dropout) for `epoch`: a resumed run needs no saved random state."""
-    return int(np.random.SeedSequence(int(seed) % 2**64, spawn_key=(epoch,)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of torch's generators (dropout) for `epoch` in process `rank`: a resume needs no saved random state."""
+    state = np.random.SeedSequence(int(seed) % 2**64, spawn_key=(epoch, rank)).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
@@ -101,16 +102,27 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
 
     `intensity_stats` (abdoseg.intensity) is needed with `preprocess.normalize: percentile`, to record the spec.
     The device is logged first; `train.device: cuda` without a usable GPU fails here, before any data is read.
+    With `train.devices` above 1, this starts that many processes under torchrun (abdoseg.distributed), each of
+    which comes back here with its rank and splits the `threads` with the others.
     """
+    tp, rank = params["train"], distributed.current()
+    devices = int(tp["devices"])
+    if devices > 1 and rank.world == 1:
+        distributed.check_devices(tp["device"], devices)
+        return distributed.launch({"params": params, "train_cases": train_cases, "val_cases": val_cases,
+                                   "processed_image": processed_image, "processed_label": processed_label,
+                                   "out_dir": str(out_dir), "threads": max(1, threads // devices),
+                                   "intensity_stats": intensity_stats}, devices)
     torch.set_num_threads(max(1, threads))
-    device = pick_device(params["train"]["device"])
-    print(describe(device, params["train"]["device"]), flush=True)
-    with deterministic(bool(params["train"]["deterministic"])):
-        return _train(params, train_cases, val_cases, processed_image, processed_label, Path(out_dir), device, intensity_stats)
+    device = pick_device(tp["device"]) if rank.world == 1 else distributed.rank_device(tp["device"], rank)
+    print(describe(device, tp["device"]) + (f"; process {rank.rank} of {rank.world}" if rank.world > 1 else ""), flush=True)
+    with deterministic(bool(tp["deterministic"])), distributed.process_group(device, rank):
+        return _train(params, train_cases, val_cases, processed_image, processed_label, Path(out_dir), device,
+                      intensity_stats, rank)
 
 
 def _train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
-           out_dir: Path, device: torch.device, intensity_stats: dict | None) -> dict:
+           out_dir: Path, device: torch.device, intensity_stats: dict | None, rank: distributed.Rank) -> dict:
     tp, mp = params["train"], params["model"]
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = int(tp["seed"])
@@ -125,13 +137,16 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
     aug, data_path = AugmentSpec.from_params(params["augment"]), DataPathSpec.from_params(tp)
     on_device = data_path.augment_on == "device"  # else in the workers, on the CPU
     batches = PatchBatches(image_paths, label_paths, index, patch, float(tp["foreground_fraction"]), seed,
-                           int(tp["batch_size"]), aug, spacing, augment_here=not on_device)
+                           rank.samples(int(tp["batch_size"])), aug, spacing, augment_here=not on_device)
     val_images, val_labels = load_processed(processed_image, processed_label, val_cases)
 
     cuda = device.type == "cuda"
-    model = vnet.build(mp).to(device)
+    net = vnet.build(mp)
+    if cuda and rank.world > 1:  # batch norm over the global batch, as in one process (no-op without batch norm)
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    net = net.to(device)
     # fused AdamW on CUDA: with it the scaler's inf check stays on the GPU instead of waiting for it every step
-    optimiser = torch.optim.AdamW(model.parameters(), lr=float(tp["lr"]), weight_decay=float(tp["weight_decay"]),
+    optimiser = torch.optim.AdamW(net.parameters(), lr=float(tp["lr"]), weight_decay=float(tp["weight_decay"]),
                                   fused=True if cuda else None)
     epochs = int(tp["epochs"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=float(tp["lr"]) * float(tp["lr_min_factor"]))
@@ -149,24 +164,26 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
         print(f"train.resume is set but {resume_path} does not exist: starting from epoch 1", flush=True)
     elif tp.get("resume"):
         state = checkpoint.load(resume_path, "resume")
-        model.load_state_dict(state["model_state"])
+        net.load_state_dict(state["model_state"])
         optimiser.load_state_dict(state["optimiser"])  # moves the state onto the parameters' device
         scheduler.load_state_dict(state["scheduler"])
         if state["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         start, best, best_state, history = state["epoch"], state["best"], state["best_state"], state["history"]
         print(f"resuming after epoch {start} from {resume_path}", flush=True)
-    # the log is rewritten from the checkpointed history: epochs after the last checkpoint will run again
-    with files.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows([LOG_COLUMNS, *[[row[c] for c in LOG_COLUMNS] for row in history]])
+    if rank.main:  # the log is rewritten from the checkpointed history: epochs after the last checkpoint run again
+        with files.atomic_path(log_path) as tmp, open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows([LOG_COLUMNS, *[[row[c] for c in LOG_COLUMNS] for row in history]])
+    # several processes: DDP averages the gradients; validation and checkpoints use the bare network, on rank 0
+    model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if cuda else None) if rank.world > 1 else net
 
-    progress = _Progress(epochs * steps, start * steps)
+    progress = _Progress(epochs * steps, start * steps, enabled=rank.main)
     # one stream over every remaining step: the workers prepare the next epoch's first batches during validation
     stream = iter(batch_stream(batches, [(e, s) for e in range(start + 1, epochs + 1) for s in range(steps)],
                                data_path.workers, pin=cuda))
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
-        torch.manual_seed(epoch_seed(seed, epoch))
+        torch.manual_seed(epoch_seed(seed, epoch, rank.rank))
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no wait per step
         for _ in range(steps):
@@ -181,21 +198,24 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
             progress.step()
         lr = optimiser.param_groups[0]["lr"]
         scheduler.step()
-        row = {"epoch": epoch, "train_loss": float(loss_sum) / steps, "val_loss": float("nan"), "lr": lr}
+        train_loss = float(distributed.mean_over_ranks(loss_sum, rank)) / steps
+        if not rank.main:
+            continue
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": float("nan"), "lr": lr}
         row.update({f"dice_{o}": float("nan") for o in L.ORGANS.values()}, dice_mean=float("nan"))
         if epoch % int(tp["val_every"]) == 0 or epoch == epochs:
-            row.update(validate(model, val_images, val_labels, patch, float(tp["val_overlap"]), device, loss_fn, sw_batch_size))
+            row.update(validate(net, val_images, val_labels, patch, float(tp["val_overlap"]), device, loss_fn, sw_batch_size))
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         with open(log_path, "a", newline="") as fh:
             csv.writer(fh).writerow([row[c] for c in LOG_COLUMNS])
         improved = row["dice_mean"] == row["dice_mean"] and row["dice_mean"] > best["dice_mean"]
         if improved:
-            best, best_state = dict(row), checkpoint.to_plain(model.state_dict())
+            best, best_state = dict(row), checkpoint.to_plain(net.state_dict())
         if improved or (best_state is not None and not (out_dir / "best.pt").exists()):  # rewrite after a resume
             checkpoint.save({**meta, "model_state": best_state, "epoch": best["epoch"], "val": best}, out_dir / "best.pt", "model")
-        checkpoint.save({**meta, "model_state": model.state_dict(), "epoch": epoch}, out_dir / "last.pt", "model")
-        checkpoint.save({"model_state": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+        checkpoint.save({**meta, "model_state": net.state_dict(), "epoch": epoch}, out_dir / "last.pt", "model")
+        checkpoint.save({"model_state": net.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
                          "scaler": scaler.state_dict(), "epoch": epoch, "best": best, "best_state": best_state,
                          "history": history}, resume_path, "resume")
         progress.epoch(row)

@@ -15,7 +15,7 @@ rule train:
         sections={k: section(k) for k in ("augment", "model", "preprocess", "train")},
     threads: workflow.cores
     resources:
-        gpu=gpus_for(config["train"]["device"]),
+        gpu=gpus_for(config["train"]["device"]) * config["train"]["devices"],  # train.devices > 1: torchrun, one process a GPU
     log:
         log_path("train"),
     benchmark:
