@@ -246,7 +246,7 @@ def test_real_ct_check_scores_the_prediction_it_writes(checkpoint, tmp_path):
     import json
 
     from abdoseg import real_ct
-    from abdoseg.predict import PredictSpec
+    from abdoseg.specs import PredictSpec
 
     out = {name: tmp_path / name for name in ("prediction.nii.gz", "real_ct.json", "slices.png")}
     result = real_ct.check(checkpoint, out["prediction.nii.gz"], out["real_ct.json"], out["slices.png"],

@@ -22,24 +22,7 @@ from . import masks, nifti, runlog, scan_checks, scan_io
 from .device import describe, pick_device
 from .inference import Model, load_model, mirrored_probs, sliding_window_probs
 from .preprocess import PreprocessSpec, invert_probabilities, preprocess, processed_shape
-
-
-@dataclass(frozen=True)
-class PredictSpec:
-    """How to run inference: the `predict` section of params.yaml."""
-
-    device: str = "auto"
-    overlap: float = 0.5
-    largest_component: bool = True
-    mirror_axes: tuple[int, ...] = ()  # test-time mirroring over these processed (RAS) axes; 0 is left-right
-    max_memory_gb: float = 16.0  # a scan whose estimated peak memory is above this is refused before it runs
-    sw_batch_size: int = 4  # sliding windows per forward pass (memory and speed only)
-
-    @classmethod
-    def from_params(cls, params: dict) -> "PredictSpec":
-        return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
-                   tuple(int(a) for a in params.get("mirror_axes", [])), float(params.get("max_memory_gb", 16.0)),
-                   int(params["sw_batch_size"]))
+from .specs import PredictSpec
 
 
 LIBRARIES_BYTES = 1 << 30  # torch, MONAI, the network and its activations: a fixed share of predict's peak

@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +18,7 @@ from . import files, nifti, slices
 from . import labels as L
 from .metrics import organ_metrics
 from .sources import TOTALSEGMENTATOR_CLASSES
-
-if TYPE_CHECKING:
-    from .predict import PredictSpec
+from .specs import PredictSpec
 
 FOLDER = Path(__file__).resolve().parent / "reference_ct"
 IMAGE = FOLDER / "example_ct_sm.nii.gz"
