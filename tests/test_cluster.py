@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "tools"))
 from dvc_deps import rules  # noqa: E402  (tools/ is not a package)
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-GPU_RULES = {"train", "predict", "real_ct"}
+GPU_RULES = {"train", "predict", "predict_all", "real_ct"}
 
 
 def _params(preset: str | None = None) -> dict:
@@ -40,6 +40,7 @@ def test_gpu_real_data_preset_is_valid_and_is_the_recipe():
     assert train["patches_per_epoch"] == 250 * train["batch_size"]  # nnU-Net's 250 iterations an epoch
     assert params["preprocess"]["normalize"] == "percentile"
     assert train["device"] == "cuda"  # mixed precision is what the train step does on CUDA
+    assert params["predict"]["device"] == "cuda"  # the test set in one predict_all job (issue #18), wherever planned
 
 
 @pytest.mark.parametrize("profile", ["slurm", "kubernetes"])
