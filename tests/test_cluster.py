@@ -18,7 +18,7 @@ from abdoseg import presets
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
-from dvc_deps import rules  # noqa: E402  (tools/ is not a package)
+from dvc_deps import rules  # tools/ is not a package: on the path above
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 GPU_RULES = {"train", "predict", "predict_all", "real_ct"}

@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
-from dvc_deps import allowed_rules, rules, stage_modules  # noqa: E402  (tools/ is not a package)
+from dvc_deps import allowed_rules, rules, stage_modules  # tools/ is not a package: on the path above
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

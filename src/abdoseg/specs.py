@@ -22,7 +22,7 @@ class PredictSpec:
     sw_batch_size: int = 4  # sliding windows per forward pass (memory and speed only)
 
     @classmethod
-    def from_params(cls, params: dict) -> "PredictSpec":
+    def from_params(cls, params: dict) -> PredictSpec:
         """The spec of a `predict` section; optional keys it leaves out keep their defaults."""
         return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
                    tuple(int(a) for a in params.get("mirror_axes", cls.mirror_axes)),
@@ -36,7 +36,7 @@ class EvaluateSpec:
     nsd_tolerance_mm: float = 2.0  # surface distance counted as agreement by the normalised surface Dice
 
     @classmethod
-    def from_params(cls, params: dict) -> "EvaluateSpec":
+    def from_params(cls, params: dict) -> EvaluateSpec:
         """The spec of an `evaluate` section."""
         return cls(float(params["nsd_tolerance_mm"]))
 
@@ -50,6 +50,6 @@ class RenderSpec:
     size: int = 384  # pixels, square
 
     @classmethod
-    def from_params(cls, params: dict) -> "RenderSpec":
+    def from_params(cls, params: dict) -> RenderSpec:
         """The spec of a `render` section."""
         return cls(int(params["frames"]), int(params["fps"]), int(params["size"]))
