@@ -65,7 +65,8 @@ def train_steps_per_s(params: dict, device: torch.device, steps: int, det: bool)
 def predict_512(params: dict, device: torch.device, tmp: Path) -> dict:
     from abdoseg.checkpoint import save
     from abdoseg.inference import load_model
-    from abdoseg.predict import PredictSpec, StageTimer, predict_array
+    from abdoseg.predict import StageTimer, predict_array
+    from abdoseg.specs import PredictSpec
     from abdoseg.real_ct import load
 
     # the bundled real CT zoomed to a typical abdominal scan's grid, 512 x 512 x 300 voxels of 0.8 x 0.8 x 1.5 mm

@@ -97,7 +97,8 @@ def _predict_child(ckpt: str, src: str, out: str, overlap: float, queue) -> None
     import resource
 
     from abdoseg.inference import load_model
-    from abdoseg.predict import PredictSpec, StageTimer, predict_file
+    from abdoseg.predict import StageTimer, predict_file
+    from abdoseg.specs import PredictSpec
 
     torch.set_num_threads(2)
     timer = StageTimer()

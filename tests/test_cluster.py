@@ -17,8 +17,11 @@ import yaml
 from abdoseg import presets
 from conftest import REPO
 
+sys.path.insert(0, str(REPO / "tools"))
+from dvc_deps import rules  # tools/ is not a package: on the path above
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-GPU_RULES = {"train", "predict", "real_ct"}
+GPU_RULES = {"train", "predict", "predict_all", "real_ct"}
 
 
 def _params(preset: str | None = None) -> dict:
@@ -38,32 +41,20 @@ def test_gpu_real_data_preset_is_valid_and_is_the_recipe():
     assert params["preprocess"]["normalize"] == "percentile"
     assert train["device"] == "cuda"  # mixed precision is what the train step does on CUDA
     assert train["workers"] >= 2  # several data workers keep the GPU fed (docs/benchmarks.md, "Data path")
-
-
-def _rule_names() -> set[str]:
-    names = set()
-    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
-        names |= set(re.findall(r"^(?:rule|checkpoint) (\w+):", smk.read_text(), re.M))
-    return names
-
-
-def _rule_resources(smk_text: str, rule: str) -> str:
-    block = re.search(rf"^(?:rule|checkpoint) {rule}:\n((?:[ \t]+.*\n|\n)*)", smk_text, re.M)
-    return block.group(1) if block else ""
+    assert params["predict"]["device"] == "cuda"  # the test set in one predict_all job (issue #18), wherever planned
 
 
 @pytest.mark.parametrize("profile", ["slurm", "kubernetes"])
 def test_profile_names_real_rules_and_sizes_the_gpu_jobs(profile):
     config = yaml.safe_load((REPO / "workflow" / "profiles" / profile / "config.yaml").read_text())
-    rules = _rule_names()
-    assert set(config["set-resources"]) <= rules, set(config["set-resources"]) - rules
-    assert set(config["set-threads"]) <= rules, set(config["set-threads"]) - rules
-    all_rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    by_name = rules()
+    assert set(config["set-resources"]) <= set(by_name), set(config["set-resources"]) - set(by_name)
+    assert set(config["set-threads"]) <= set(by_name), set(config["set-threads"]) - set(by_name)
     for rule in GPU_RULES:
-        assert re.search(r"resources:\s*\n\s*gpu=gpus_for\(", _rule_resources(all_rules, rule)), f"rule {rule} has no gpu resource"
+        assert re.search(r"resources:\s*\n\s*gpu=gpus_for\(", by_name[rule].body), f"rule {rule} has no gpu resource"
         assert config["set-resources"][rule]["gpu"] == 1, f"{profile}: {rule} does not ask the cluster for a GPU"
         assert config["set-resources"][rule]["mem_mb"] > 0
-    assert all("gpu" not in _rule_resources(all_rules, r) for r in rules - GPU_RULES)
+    assert all("gpu" not in by_name[r].body for r in set(by_name) - GPU_RULES)
     if profile == "slurm":
         assert all(config["set-resources"][r]["slurm_partition"] == "YOUR_GPU_PARTITION" for r in GPU_RULES)
         assert all(config["set-resources"][r]["runtime"] > 0 for r in GPU_RULES)

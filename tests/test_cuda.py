@@ -73,8 +73,9 @@ def test_cuda_matches_the_cpu_within_float16_tolerance(setup, tmp_path):  # noqa
     _train_on("cuda", root, params, tmp_path, epochs=2, val_every=1, deterministic=True)
     cpu, cuda = load_model(tmp_path / "best.pt", torch.device("cpu")), load_model(tmp_path / "best.pt", torch.device("cuda"))
     image = np.load(root / f"{CASES[3]}.img.npy")
-    p_cpu = sliding_window_probs(cpu.net, image, cpu.patch, 0.25, torch.device("cpu"), 4)
-    p_cuda = sliding_window_probs(cuda.net, image, cuda.patch, 0.25, torch.device("cuda"), 4)
+    windows = int(params["predict"]["sw_batch_size"])  # as predict and training's validation run them
+    p_cpu = sliding_window_probs(cpu.net, image, cpu.patch, 0.25, torch.device("cpu"), windows)
+    p_cuda = sliding_window_probs(cuda.net, image, cuda.patch, 0.25, torch.device("cuda"), windows)
     assert p_cuda.device.type == "cpu" and p_cuda.shape == p_cpu.shape
     diff = (p_cuda - p_cpu).abs()
     assert float(diff.max()) <= 0.05 and float(diff.mean()) <= 0.005
@@ -94,7 +95,8 @@ def test_cuda_matches_the_cpu_within_float16_tolerance(setup, tmp_path):  # noqa
 
 def test_predict_on_cuda_writes_the_input_grid(setup, tmp_path):  # noqa: F811
     from abdoseg import nifti
-    from abdoseg.predict import PredictSpec, predict_cases
+    from abdoseg.predict import predict_cases
+    from abdoseg.specs import PredictSpec
     from abdoseg.synthetic import SyntheticConfig, generate_case
 
     root, params = setup

@@ -447,3 +447,28 @@ def test_cluster_generic_jobs_reproduce_the_local_run(run_dir, tmp_path):
                                   np.asarray(nifti.load(run_dir / prediction).dataobj))
     metrics = f"results/metrics/per_case/{case}.csv"
     assert (work / metrics).read_text() == (run_dir / metrics).read_text()
+
+
+def test_a_gpu_run_predicts_every_test_case_in_one_job_as_the_per_case_jobs_do(run_dir, tmp_path):
+    """Issue #18, run for real: where predict would take a card (faked with CUDA_VISIBLE_DEVICES=0 and predict.device
+    auto; torch here is a CPU build, so the job runs on the CPU), one predict_all job segments every test case with
+    the model loaded once, evaluate reads the folder, and predictions and metrics equal the per-case jobs' bit for bit."""
+    work = tmp_path / "gpu"
+    work.mkdir()
+    for item in ("Snakefile", "workflow", "data", "results/model"):
+        (shutil.copytree if (run_dir / item).is_dir() else shutil.copy2)(run_dir / item, work / item)  # keeps times
+    params = yaml.safe_load((run_dir / "params.yaml").read_text())
+    params["predict"]["device"] = "auto"
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    test = _split(run_dir)["test"]
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--allowed-rules", "predict_all", "evaluate",
+                          "--", *(f"results/metrics/per_case/{case}.csv" for case in test)], cwd=work,
+                         env={**_env(), "CUDA_VISIBLE_DEVICES": "0"}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert (work / "results/benchmarks/predict_all.tsv").exists() and not (work / "results/logs/predict").exists()
+    assert (work / "results/logs/predict_all.log").read_text().count("device cpu (asked auto)") == 1  # one start-up
+    for case in test:
+        prediction, metrics = f"results/predictions/{case}.nii.gz", f"results/metrics/per_case/{case}.csv"
+        np.testing.assert_array_equal(np.asarray(nifti.load(work / prediction).dataobj),
+                                      np.asarray(nifti.load(run_dir / prediction).dataobj))
+        assert (work / metrics).read_text() == (run_dir / metrics).read_text()

@@ -6,10 +6,13 @@ train and predict do, claim a card as pick_device does, and record when they ran
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -101,8 +104,6 @@ def test_a_given_gpu_limit_wins(tmp_path):
 
 
 def test_the_pipeline_gives_predict_and_train_a_card_only_when_they_use_one(tmp_path):
-    import shutil
-
     for item in ("Snakefile", "params.yaml", "workflow"):
         (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, tmp_path / item)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
@@ -115,3 +116,51 @@ def test_the_pipeline_gives_predict_and_train_a_card_only_when_they_use_one(tmp_
         assert run.returncode == 0, run.stderr[-3000:]
         train = run.stdout[run.stdout.index("rule train:"):]
         assert f"{expected}" in train.split("\n\n")[0], (cards, device, train[:600])
+
+
+def _planned(planned: str, rule: str) -> list[str]:
+    """The blocks (input, output, resources, ...) of every job of `rule` in a dry run's plan."""
+    return re.findall(rf"^(?:local)?rule {rule}:\n((?:[ \t]+.*\n?)*)", planned, re.M)
+
+
+@pytest.mark.parametrize("cards, device, gpu_run", [("0", "auto", True), ("", "cuda", True), ("", "auto", False),
+                                                    ("0", "cpu", False)])
+def test_a_gpu_run_predicts_every_test_case_in_one_job_a_cpu_run_one_job_each(tmp_path, cards, device, gpu_run):
+    """Issue #18: where predict takes a GPU (device cuda, or auto with a card), one predict_all job segments every
+    test case (CUDA and the model start once) and evaluate and render read its folder; on the CPU, one predict job
+    per case. Planned by Snakemake (-n) from a downloaded data set of 15 empty cases, cards faked."""
+    from abdoseg.manifest import read_manifest, write_manifest
+    from abdoseg.split import split_cases
+
+    for item in ("Snakefile", "params.yaml", "workflow"):
+        (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, tmp_path / item)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["predict"]["device"] = device
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    raw = tmp_path / "data" / "raw"
+    cases = [f"case{i:02d}" for i in range(15)]
+    for folder in ("images", "labels"):
+        (raw / folder).mkdir(parents=True)
+        for case in cases:
+            (raw / folder / f"{case}.nii.gz").touch()
+    write_manifest(raw, [{"case": case, "annotated": "liver,kidney_right,kidney_left,spleen"} for case in cases])
+    test = split_cases(read_manifest(raw / "manifest.tsv"), params["split"])["test"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+           "CUDA_VISIBLE_DEVICES": cards}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "results/metrics/dice_summary.json",
+                          "render_all"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    predict, predict_all = _planned(run.stdout, "predict"), _planned(run.stdout, "predict_all")
+    evaluate, render = _planned(run.stdout, "evaluate"), _planned(run.stdout, "render")
+    assert len(test) == 3 and len(evaluate) == len(render) == len(test), run.stdout[-3000:]
+    if gpu_run:
+        assert predict == [] and len(predict_all) == 1, run.stdout[-3000:]
+        assert all(f"data/raw/images/{case}.nii.gz" in predict_all[0] for case in test)
+        assert "output: results/predictions\n" in predict_all[0] and "gpu=1" in predict_all[0]
+        assert all(re.search(r"^    input: .*\bresults/predictions(,|$)", job, re.M) for job in evaluate + render)
+    else:
+        assert predict_all == [] and len(predict) == len(test), run.stdout[-3000:]
+        assert sorted(re.search(r"output: (\S+)", job).group(1) for job in predict) == \
+            sorted(f"results/predictions/{case}.nii.gz" for case in test)
+        assert all("gpu=0" in job for job in predict)
+        assert all(re.search(r"^    input: .*\bresults/predictions/case\d\d\.nii\.gz,", job, re.M) for job in evaluate + render)

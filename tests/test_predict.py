@@ -239,3 +239,19 @@ def test_cli_evaluate_scores_only_annotated_organs(checkpoint, tmp_path, capsys)
     write_manifest(tmp_path / "data", [{**row, "annotated": "spleen,kidney_left"}])
     assert organs() == {"spleen", "kidney_left"}  # the manifest says so
     assert "organs scored" in capsys.readouterr().out
+
+
+def test_real_ct_check_scores_the_prediction_it_writes(checkpoint, tmp_path):
+    """The real-CT check scores predict's returned labels without reading them back: they are the written file."""
+    import json
+
+    from abdoseg import real_ct
+    from abdoseg.specs import PredictSpec
+
+    out = {name: tmp_path / name for name in ("prediction.nii.gz", "real_ct.json", "slices.png")}
+    result = real_ct.check(checkpoint, out["prediction.nii.gz"], out["real_ct.json"], out["slices.png"],
+                           PredictSpec(device="cpu"), tolerance_mm=2.0)
+    written = np.asarray(nifti.load(out["prediction.nii.gz"]).dataobj)
+    assert written.dtype == np.uint8 and written.shape == real_ct.load().labels.shape
+    assert result == real_ct.score(written, real_ct.load(), 2.0) == json.loads(out["real_ct.json"].read_text())
+    assert out["slices.png"].stat().st_size > 0

@@ -25,8 +25,10 @@ from abdoseg import fetch as fetch_module
 from abdoseg.evaluate import evaluate_case
 from abdoseg.inference import load_model
 from abdoseg.ingest import BadCase, ingest, read_image
-from abdoseg.predict import PredictSpec, estimate_cost, predict_cases, predict_file, read_scan
+from abdoseg.predict import estimate_cost, predict_cases, predict_file
 from abdoseg.preprocess import PreprocessSpec
+from abdoseg.scan_io import read_scan
+from abdoseg.specs import PredictSpec
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from abdoseg.train import checkpoint_meta
 from conftest import REPO

@@ -1,7 +1,6 @@
 """The workflow's wiring: params validated at start, and dvc.yaml in step with the Snakefile's rules."""
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -13,18 +12,10 @@ import yaml
 
 from conftest import REPO
 
+sys.path.insert(0, str(REPO / "tools"))
+from dvc_deps import allowed_rules, rules, stage_modules  # tools/ is not a package: on the path above
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _rules() -> dict[str, dict]:
-    """Rule name -> {file, script} parsed from workflow/rules/*.smk."""
-    rules = {}
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        text = smk.read_text()
-        for m in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M):
-            script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', m.group(2))
-            rules[m.group(1)] = {"file": f"workflow/rules/{smk.name}", "script": f"workflow/scripts/{script.group(1)}" if script else None}
-    return rules
 
 
 def _stages() -> dict[str, dict]:
@@ -32,28 +23,24 @@ def _stages() -> dict[str, dict]:
 
 
 def test_every_rule_belongs_to_exactly_one_dvc_stage():
-    rules = _rules()
-    assert {"download", "preprocess", "split", "train", "predict", "evaluate", "summarize", "render", "report"} <= set(rules)
+    by_name = rules()
+    assert {"download", "preprocess", "split", "train", "predict", "evaluate", "summarize", "render", "report"} <= set(by_name)
     owner: dict[str, str] = {}
     for name, stage in _stages().items():
-        allowed = re.search(r"--allowed-rules (.*?) --", stage["cmd"]).group(1).split()
-        for rule in allowed:
-            assert rule in rules, f"stage {name} allows unknown rule {rule}"
+        for rule in allowed_rules(stage):
+            assert rule in by_name, f"stage {name} allows unknown rule {rule}"
             assert rule not in owner, f"rule {rule} is in stages {owner.get(rule)} and {name}"
             owner[rule] = name
             deps = stage.get("deps", [])
-            assert rules[rule]["file"] in deps, f"stage {name} does not depend on {rules[rule]['file']}"
-            if rules[rule]["script"]:
-                assert rules[rule]["script"] in deps, f"stage {name} does not depend on {rules[rule]['script']}"
-    assert set(owner) == set(rules) - {"all"}, set(rules) - {"all"} - set(owner)
+            assert by_name[rule].file in deps, f"stage {name} does not depend on {by_name[rule].file}"
+            if by_name[rule].script:
+                assert by_name[rule].script in deps, f"stage {name} does not depend on {by_name[rule].script}"
+    assert set(owner) == set(by_name) - {"all"}, set(by_name) - {"all"} - set(owner)
 
 
 def test_each_stage_depends_on_every_module_its_rules_import():
     """A change to a module that a stage's scripts import must rerun that stage: dvc.yaml lists exactly those modules
     (`python tools/dvc_deps.py` rewrites the lists)."""
-    sys.path.insert(0, str(REPO / "tools"))
-    from dvc_deps import stage_modules
-
     for name, needed in stage_modules().items():
         listed = {d for d in _stages()[name]["deps"] if d.startswith("src/abdoseg/") and d.endswith(".py")}
         assert not set(needed) - listed, f"stage {name} misses deps: " + ", ".join(sorted(set(needed) - listed))

@@ -10,6 +10,7 @@ import ast
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -43,23 +44,36 @@ def module_closure(scripts: list[Path]) -> set[str]:
     return seen
 
 
-def rule_scripts() -> dict[str, str | None]:
-    """Rule name -> its script (workflow/scripts/...), parsed from workflow/rules/*.smk."""
-    rules = {}
+class Rule(NamedTuple):
+    """One rule (or checkpoint) of workflow/rules/*.smk, as the repository's text states it."""
+
+    file: str  # workflow/rules/NAME.smk, relative to the repository
+    script: str | None  # workflow/scripts/NAME.py, or None for a rule without a script
+    body: str  # the indented lines under `rule NAME:` (input, output, resources, ...)
+
+
+def rules() -> dict[str, Rule]:
+    """Rule name -> its file, script and body, parsed from workflow/rules/*.smk (the one parser: the tests use it too)."""
+    found = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         for m in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
             script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', m.group(2))
-            rules[m.group(1)] = f"workflow/scripts/{script.group(1)}" if script else None
-    return rules
+            found[m.group(1)] = Rule(f"workflow/rules/{smk.name}", f"workflow/scripts/{script.group(1)}" if script else None,
+                                     m.group(2))
+    return found
+
+
+def allowed_rules(stage: dict) -> list[str]:
+    """The rules a dvc.yaml stage lets Snakemake run (its command's --allowed-rules)."""
+    return re.search(r"--allowed-rules (.*?) --", stage["cmd"]).group(1).split()
 
 
 def stage_modules() -> dict[str, list[str]]:
     """Stage name -> the sorted `src/abdoseg/*.py` deps it needs, from its --allowed-rules."""
-    rules = rule_scripts()
+    by_name = rules()
     out = {}
     for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
-        allowed = re.search(r"--allowed-rules (.*?) --", stage["cmd"]).group(1).split()
-        scripts = [REPO / rules[r] for r in allowed if rules.get(r)]
+        scripts = [REPO / by_name[r].script for r in allowed_rules(stage) if r in by_name and by_name[r].script]
         out[name] = sorted(f"src/abdoseg/{m}.py" for m in module_closure(scripts))
     return out
 

@@ -13,6 +13,7 @@ import pandas as pd
 from . import __version__
 from . import labels as L
 from .runlog import one_line
+from .specs import EvaluateSpec, PredictSpec, RenderSpec
 
 
 class CLIError(ValueError):
@@ -33,11 +34,9 @@ def _cases(data_path: Path) -> list[tuple[str, Path, Path | None]]:
     return [(c.case, data_path / c.image, data_path / c.label if (data_path / c.label).exists() else None) for c in found]
 
 
-def _spec(args: argparse.Namespace):
-    from .predict import PredictSpec
-
-    return PredictSpec(args.device, args.overlap, not args.no_largest_component, tuple(args.mirror_axes),
-                       args.max_memory_gb, args.sw_batch_size)
+def _spec(args: argparse.Namespace) -> PredictSpec:
+    return PredictSpec(args.device, args.overlap, args.largest_component, tuple(args.mirror_axes), args.max_memory_gb,
+                       args.sw_batch_size)
 
 
 def _refuse_inside(output: Path, data_path: Path, option: str) -> None:
@@ -119,7 +118,7 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     for case, image, label in cases:
         pred = out / f"{case}_seg.nii.gz"
         render_case(str(image), str(pred), str(label) if label else None, str(out / f"{case}.mp4"), str(out / f"{case}.png"),
-                    case, args.frames, 12, 384)
+                    case, RenderSpec(args.frames, args.fps, args.size))
         print(f"{case}: {pred}, {out / f'{case}.mp4'}, {out / f'{case}.png'}")
 
 
@@ -148,34 +147,49 @@ def cmd_train(args: argparse.Namespace) -> None:
           "last.pt, train_log.csv")
 
 
-def main(argv: list[str] | None = None) -> None:
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help states each option's default, where it has one (not "default: None" on a required or unset option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `abdoseg` command line; the step options' defaults are the specs' (abdoseg.specs), hence params.yaml's."""
     parser = argparse.ArgumentParser(prog="abdoseg", description=__doc__)
     parser.add_argument("--version", action="version", version=f"abdoseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    predict, evaluate, render = PredictSpec(), EvaluateSpec(), RenderSpec()
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, formatter_class=_DefaultsHelp)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+        p.add_argument("--device", default=predict.device, help="auto (CUDA when present), cpu or cuda (predict.device)")
         p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
-        p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")
-        p.add_argument("--sw-batch-size", type=int, default=4, help="sliding windows per forward pass (memory and speed)")
-        p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
-        p.add_argument("--mirror-axes", type=int, nargs="*", default=[], choices=[0, 1, 2],
-                       help="test-time mirroring axes (0 left-right, kidneys swapped back; 1 AP; 2 SI)")
-        p.add_argument("--max-memory-gb", type=float, default=16.0,
+        p.add_argument("--overlap", type=float, default=predict.overlap, help="sliding-window overlap (predict.overlap)")
+        p.add_argument("--sw-batch-size", type=int, default=predict.sw_batch_size,
+                       help="sliding windows per forward pass, memory and speed only (predict.sw_batch_size)")
+        p.add_argument("--largest-component", action=argparse.BooleanOptionalAction, default=predict.largest_component,
+                       help="keep only each organ's largest connected component (predict.largest_component)")
+        p.add_argument("--mirror-axes", type=int, nargs="*", default=list(predict.mirror_axes), choices=[0, 1, 2],
+                       help="test-time mirroring axes: 0 left-right (kidneys swapped back), 1 AP, 2 SI (predict.mirror_axes)")
+        p.add_argument("--max-memory-gb", type=float, default=predict.max_memory_gb,
                        help="refuse a scan whose estimated peak memory is above this (predict.max_memory_gb)")
         p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
 
-    p = sub.add_parser("predict", help="segment one CT (NIfTI file or DICOM series folder) into OUT, on the input's grid")
-    p.add_argument("image")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--model", default="results/model/best.pt")
+    p = command("predict", "segment one CT (NIfTI file or DICOM series folder) into OUT, on the input's grid")
+    p.add_argument("image", help="a NIfTI file or a folder holding one DICOM series")
+    p.add_argument("-o", "--output", required=True, help="the label map to write (NIfTI)")
+    p.add_argument("--model", default="results/model/best.pt", help="the checkpoint")
     common(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("evaluate", help="predict every case of a folder (images/, labels/) and print per-organ metrics")
-    p.add_argument("--model-path", default="results/model/best.pt")
-    p.add_argument("--data-path", required=True)
-    p.add_argument("--nsd-tolerance-mm", type=float, default=2.0)
+    p = command("evaluate", "predict every case of a folder (images/, labels/) and print per-organ metrics")
+    p.add_argument("--model-path", default="results/model/best.pt", help="the checkpoint")
+    p.add_argument("--data-path", required=True, help="a folder with images/ and labels/")
+    p.add_argument("--nsd-tolerance-mm", type=float, default=evaluate.nsd_tolerance_mm,
+                   help="surface Dice tolerance (evaluate.nsd_tolerance_mm)")
     p.add_argument("--annotated", nargs="+", choices=list(L.ORGANS.values()),
                    help="organs the labels annotate (scored even where absent); default: the folder's manifest.tsv, "
                         "else the organs present in each reference")
@@ -183,23 +197,28 @@ def main(argv: list[str] | None = None) -> None:
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train", help="train the VNet exactly as the pipeline's train rule does, from the data step's output "
-                                     "(data/splits.json, data/processed/) into results/model/ (best.pt, last.pt, "
-                                     "train_log.csv, resume.pt)")
+    p = command("train", "train the VNet exactly as the pipeline's train rule does, from the data step's output "
+                         "(data/splits.json, data/processed/) into results/model/ (best.pt, last.pt, train_log.csv, "
+                         "resume.pt)")
     p.add_argument("--config", default="params.yaml", help="the params file (its `preset` is applied)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("visualize", help="predict every case of a folder and render a video and slices of each")
-    p.add_argument("--model-path", default="results/model/best.pt")
-    p.add_argument("--data-path", required=True)
-    p.add_argument("--output-path", required=True)
-    p.add_argument("--frames", type=int, default=36)
+    p = command("visualize", "predict every case of a folder and render a video and slices of each")
+    p.add_argument("--model-path", default="results/model/best.pt", help="the checkpoint")
+    p.add_argument("--data-path", required=True, help="a folder with images/ (and labels/, outlined when present)")
+    p.add_argument("--output-path", required=True, help="where the predictions, videos and slices go")
+    p.add_argument("--frames", type=int, default=render.frames, help="video frames, one turn (render.frames)")
+    p.add_argument("--fps", type=int, default=render.fps, help="video frames per second (render.fps)")
+    p.add_argument("--size", type=int, default=render.size, help="video width and height in pixels (render.size)")
     common(p)
     p.set_defaults(func=cmd_visualize)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.threads <= 0:
         args.threads = os.cpu_count() or 1
     try:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import archive, dicom, fetch, files, nifti, scan_checks, sources, synthetic
+from . import archive, fetch, files, nifti, scan_checks, scan_io, sources, synthetic
 from . import labels as L
 from .manifest import write_manifest
 
@@ -97,35 +97,27 @@ def _reading(case: str, name: str) -> Iterator[None]:
     except (BadCase, scan_checks.InputError):
         raise
     except READ_ERRORS as err:
-        raise BadCase(f"case {case}: {name} is corrupt or truncated ({err})") from err
+        cause = err.__cause__ if isinstance(err, nifti.CorruptFile) else err  # nibabel's reason, not nifti's whole line
+        raise BadCase(f"case {case}: {name} is corrupt or truncated ({cause})") from err
 
 
-def _load(path: Path, case: str) -> tuple[nib.Nifti1Image, np.ndarray]:
-    """A NIfTI and its voxels (as stored), refusing a header that announces more than MAX_VOLUME_BYTES."""
-    with _reading(case, path.name):
-        img = nifti.load(path)
-        size = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
-        if size > MAX_VOLUME_BYTES:
-            raise BadCase(f"case {case}: {path.name} announces {size / 1e9:.1f} GB of voxels, "
-                          f"over {MAX_VOLUME_BYTES / 1e9:.0f} GB")
-        scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0
-        return img, img.get_fdata(dtype=np.float32) if scaled else np.asanyarray(img.dataobj)
+def _refuse_oversized(img: nib.Nifti1Image, case: str, name: str) -> None:
+    """Refuse a NIfTI header that announces more than MAX_VOLUME_BYTES of voxels, before they are read."""
+    size = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
+    if size > MAX_VOLUME_BYTES:
+        raise BadCase(f"case {case}: {name} announces {size / 1e9:.1f} GB of voxels, over {MAX_VOLUME_BYTES / 1e9:.0f} GB")
 
 
 def read_image(path: Path, case: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """(array, affine) of a NIfTI file or of a folder holding one DICOM series; stored integers stay integers.
+    """(array, affine) of a NIfTI file or of a folder holding one DICOM series (scan_io); stored integers stay integers.
 
     The scan must pass the same checks as a scan given to predict (abdoseg.scan_checks), or it is a BadCase.
     """
-    if path.is_dir():
-        with _reading(case, path.name):
-            array, affine = dicom.read_series(path)
-        header = None
-    else:
-        img, array = _load(path, case)
-        affine, header = img.affine, img.header
+    name = f"case {case}: {path.name}"
     try:
-        scan_checks.check_scan(array, affine, f"case {case}: {path.name}", header)
+        with _reading(case, path.name):
+            array, affine, header = scan_io.read_scan(path, name, lambda img: _refuse_oversized(img, case, path.name))
+        scan_checks.check_scan(array, affine, name, header)
     except scan_checks.InputError as err:
         raise BadCase(str(err)) from err
     return array, affine
@@ -135,7 +127,10 @@ def _read_label(path: Path, case: str, shape: tuple, affine: np.ndarray, max_id:
     """A label file as integers, after checking its grid against the image's and its values against the source."""
     if not path.exists():
         raise BadCase(f"case {case}: label file {path.name} is missing")
-    img, lab = _load(path, case)
+    with _reading(case, path.name):
+        img = nifti.load(path)
+        _refuse_oversized(img, case, path.name)
+        lab = nifti.voxels(img, path.name)
     if img.shape != shape:
         raise BadCase(f"case {case}: labels {path.name} have shape {img.shape}, the image {shape}")
     if not np.allclose(img.affine, affine, atol=nifti.GRID_TOLERANCE_MM):

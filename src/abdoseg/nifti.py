@@ -40,13 +40,24 @@ def load(path: str | os.PathLike) -> nib.Nifti1Image:
 READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)  # what nibabel and gzip raise on a broken file
 
 
-def read(path: str | os.PathLike, name: str | os.PathLike | None = None) -> tuple[np.ndarray, nib.Nifti1Image]:
-    """(voxels as stored, image) of a NIfTI file; a truncated or corrupt file is an error naming it (or `name`)."""
-    img = load(path)
+class CorruptFile(ValueError):
+    """A NIfTI whose voxels cannot be read (truncated, corrupt); the message names the file, the cause is nibabel's."""
+
+
+def voxels(img: nib.Nifti1Image, name: str | os.PathLike) -> np.ndarray:
+    """The voxels of a loaded NIfTI: stored integers stay integers, scaled values (scl_slope, scl_inter) become
+    float32 (nibabel's float64 would double the memory); a truncated or corrupt file is an error naming `name`."""
+    scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0
     try:
-        return np.asanyarray(img.dataobj), img
+        return img.get_fdata(dtype=np.float32) if scaled else np.asanyarray(img.dataobj)
     except READ_ERRORS as exc:
-        raise ValueError(f"{name or path}: truncated or corrupt NIfTI file ({exc}); download or convert it again") from exc
+        raise CorruptFile(f"{name}: truncated or corrupt NIfTI file ({exc}); download or convert it again") from exc
+
+
+def read(path: str | os.PathLike, name: str | os.PathLike | None = None) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """(voxels, image) of a NIfTI file (voxels as `voxels` returns them); errors name the file (or `name`)."""
+    img = load(path)
+    return voxels(img, name or path), img
 
 
 def save(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, header: nib.Nifti1Header | None = None,

@@ -1,5 +1,7 @@
 """Every path of the pipeline's file contract, in one place; Snakemake rules and scripts read them from here."""
 
+import os
+
 RAW = "data/raw"
 RAW_IMAGE = "data/raw/images/{case}.nii.gz"
 RAW_LABEL = "data/raw/labels/{case}.nii.gz"
@@ -17,6 +19,7 @@ MODEL_BEST = "results/model/best.pt"
 MODEL_LAST = "results/model/last.pt"
 TRAIN_LOG = "results/model/train_log.csv"
 
+PREDICTIONS = "results/predictions"  # every PREDICTION; a GPU run's predict_all job writes it whole
 PREDICTION = "results/predictions/{case}.nii.gz"
 CASE_METRICS = "results/metrics/per_case/{case}.csv"
 DICE_PER_CASE = "results/metrics/dice_per_case.csv"
@@ -35,3 +38,14 @@ BENCHMARKS = "results/benchmarks"
 REAL_CT_PREDICTION = "results/real_ct/prediction.nii.gz"
 REAL_CT_METRICS = "results/metrics/real_ct.json"
 REAL_CT_FIGURE = "results/real_ct/slices.png"
+
+
+def prediction_in(folder: str, case: str) -> str:
+    """The file of `case`'s prediction in a predictions folder (PREDICTIONS, or a cluster job's local copy of it)."""
+    return os.path.join(folder, os.path.basename(PREDICTION.format(case=case)))
+
+
+def case_prediction(given: str, case: str) -> str:
+    """`case`'s prediction from a job's input: the file itself (a CPU run: one predict job per case), or its file in
+    the predictions folder (a GPU run: one predict_all job for every case)."""
+    return prediction_in(given, case) if os.path.isdir(given) else given

@@ -18,28 +18,11 @@ import numpy as np
 import torch
 
 from . import labels as L
-from . import dicom, masks, nifti, runlog, scan_checks
+from . import masks, nifti, runlog, scan_checks, scan_io
 from .device import describe, pick_device
 from .inference import Model, load_model, mirrored_probs, sliding_window_probs
 from .preprocess import PreprocessSpec, invert_probabilities, preprocess, processed_shape
-
-
-@dataclass(frozen=True)
-class PredictSpec:
-    """How to run inference: the `predict` section of params.yaml."""
-
-    device: str = "auto"
-    overlap: float = 0.5
-    largest_component: bool = True
-    mirror_axes: tuple[int, ...] = ()  # test-time mirroring over these processed (RAS) axes; 0 is left-right
-    max_memory_gb: float = 16.0  # a scan whose estimated peak memory is above this is refused before it runs
-    sw_batch_size: int = 4  # sliding windows per forward pass (memory and speed only)
-
-    @classmethod
-    def from_params(cls, params: dict) -> "PredictSpec":
-        return cls(str(params["device"]), float(params["overlap"]), bool(params["largest_component"]),
-                   tuple(int(a) for a in params.get("mirror_axes", [])), float(params.get("max_memory_gb", 16.0)),
-                   int(params["sw_batch_size"]))
+from .specs import PredictSpec
 
 
 LIBRARIES_BYTES = 1 << 30  # torch, MONAI, the network and its activations: a fixed share of predict's peak
@@ -112,19 +95,6 @@ def predict_array(image: np.ndarray, affine: np.ndarray, model: Model, device: t
         return invert_probabilities(probs, geom)
 
 
-def read_scan(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header | None]:
-    """A NIfTI file, or a folder holding one DICOM series: (HU array, RAS+ affine, NIfTI header or None).
-
-    A NIfTI of unknown orientation is refused before its voxels are read (scan_checks.check_header).
-    """
-    if Path(path).is_dir():
-        array, affine = dicom.read_series(path)
-        return array, affine, None
-    scan_checks.check_header(nifti.load(path).header, path)
-    array, img = nifti.read(path)
-    return array, img.affine, img.header
-
-
 def check_cost(shape: tuple[int, ...], affine: np.ndarray, name: str | os.PathLike, model: Model,
                spec: PredictSpec) -> Cost:
     """Refuse a scan whose estimated peak memory is over `spec.max_memory_gb`, saying the estimate; else print it."""
@@ -142,16 +112,17 @@ def check_cost(shape: tuple[int, ...], affine: np.ndarray, name: str | os.PathLi
 
 def predict_file(image_path: str | os.PathLike, out_path: str | os.PathLike, model: Model, device: torch.device,
                  spec: PredictSpec = PredictSpec(), timer: StageTimer | None = None) -> np.ndarray:
-    """Segment a NIfTI file or DICOM folder; write the label map with the input's exact affine and shape."""
+    """Segment a NIfTI file or DICOM folder; write the label map (uint8) with the input's exact affine and shape, and
+    return it."""
     timer = timer if timer is not None else StageTimer()
-    if not Path(image_path).is_dir():  # a NIfTI header tells the cost before any voxel is read
-        img = nifti.load(image_path)
-        scan_checks.check_header(img.header, image_path)
+
+    def check_header(img: nib.Nifti1Image) -> None:  # a NIfTI header tells the cost before any voxel is read
         scan_checks.check_geometry(img.shape, img.affine, image_path)
         check_cost(img.shape, img.affine, image_path, model, spec)
+
     with timer("read"):
-        array, affine, header = read_scan(image_path)
-    if header is None:
+        array, affine, header = scan_io.read_scan(image_path, check_header=check_header)
+    if header is None:  # a DICOM series: its cost is known once it is read
         check_cost(array.shape, affine, image_path, model, spec)
     warnings = scan_checks.check_scan(array, affine, image_path, header, model.spec.spacing, model.spec.body_threshold)
     for warning in warnings:
@@ -177,13 +148,18 @@ def refuse_overwriting_inputs(inputs: list[str | os.PathLike], outputs: list[str
             raise scan_checks.InputError(f"{out}: the output would overwrite an input; choose another output path")
 
 
+def start(checkpoint: str | os.PathLike, spec: PredictSpec, threads: int = 1) -> tuple[Model, torch.device]:
+    """Set torch's CPU threads, pick the device (said in the log) and load the model: once per predicting process."""
+    torch.set_num_threads(max(1, threads))
+    device = pick_device(spec.device)
+    print(describe(device, spec.device), flush=True)
+    return load_model(checkpoint, device), device
+
+
 def predict_cases(image_paths: list[str], out_paths: list[str], checkpoint: str, spec: PredictSpec = PredictSpec(),
                   threads: int = 1) -> None:
     """Load the model once and segment each image; what the pipeline's predict rule and the CLI call."""
     refuse_overwriting_inputs([*image_paths, checkpoint], out_paths)
-    torch.set_num_threads(max(1, threads))
-    device = pick_device(spec.device)
-    print(describe(device, spec.device), flush=True)
-    model = load_model(checkpoint, device)
+    model, device = start(checkpoint, spec, threads)
     for src, dst in zip(image_paths, out_paths):
         predict_file(src, dst, model, device, spec)

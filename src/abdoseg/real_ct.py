@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +18,7 @@ from . import files, nifti, slices
 from . import labels as L
 from .metrics import organ_metrics
 from .sources import TOTALSEGMENTATOR_CLASSES
-
-if TYPE_CHECKING:
-    from .predict import PredictSpec
+from .specs import PredictSpec
 
 FOLDER = Path(__file__).resolve().parent / "reference_ct"
 IMAGE = FOLDER / "example_ct_sm.nii.gz"
@@ -68,11 +65,11 @@ def score(prediction: np.ndarray, reference: RealCT, tolerance_mm: float) -> dic
 def check(model_path: str | os.PathLike, prediction_path: str | os.PathLike, metrics_path: str | os.PathLike,
           figure_path: str | os.PathLike, spec: PredictSpec, tolerance_mm: float, threads: int = 1) -> dict:
     """The pipeline's real-CT check: predict the bundled scan with the trained model, score it, draw it."""
-    from .predict import predict_cases  # torch and MONAI: only the check needs them, not the report or the tests
+    from .predict import predict_file, start  # torch and MONAI: only the check needs them, not the report or the tests
 
-    predict_cases([str(IMAGE)], [str(prediction_path)], str(model_path), spec, threads)
+    model, device = start(model_path, spec, threads)
+    prediction = predict_file(IMAGE, prediction_path, model, device, spec)  # written, and scored from memory
     scan = load()
-    prediction = np.asarray(nifti.load(prediction_path).dataobj).astype(np.uint8)
     result = score(prediction, scan, tolerance_mm)
     files.write_text(metrics_path, json.dumps(result, indent=2) + "\n")
     slices.side_by_side(scan.image, prediction, scan.labels, scan.affine, figure_path,

@@ -21,6 +21,7 @@ from tqdm import tqdm  # noqa: E402
 from . import labels as L  # noqa: E402
 from . import files, masks, nifti  # noqa: E402
 from .slices import overlay  # noqa: E402
+from .specs import RenderSpec  # noqa: E402
 
 
 def organ_meshes(labels: np.ndarray, affine: np.ndarray, smooth_sigma: float = 1.0) -> dict[int, pv.PolyData]:
@@ -80,11 +81,12 @@ def render_video(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
 
 
 def render_case(image_path: str, prediction_path: str, label_path: str | None, video_path: str, slices_path: str,
-                case: str, frames: int, fps: int, size: int) -> None:
-    """The pipeline's render step for one case."""
+                case: str, spec: RenderSpec = RenderSpec()) -> None:
+    """The pipeline's render step for one case (and `abdoseg visualize`'s)."""
     pred_img = nifti.load(prediction_path)
     pred = np.asarray(pred_img.dataobj).astype(np.uint8)
-    render_video(pred, pred_img.affine, video_path, frames=frames, fps=fps, size=size, title=f"{case} (prediction)")
+    render_video(pred, pred_img.affine, video_path, frames=spec.frames, fps=spec.fps, size=spec.size,
+                 title=f"{case} (prediction)")
     image = np.asarray(nifti.load(image_path).dataobj)
     reference = np.asarray(nifti.load(label_path).dataobj) if label_path else None
     overlay(image, pred, pred_img.affine, slices_path, reference, title=f"{case}: prediction (colour), reference (outline)")

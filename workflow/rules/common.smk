@@ -36,6 +36,14 @@ def per_case(template, name):
     return lambda wildcards: expand(template, case=subset(name))
 
 
+# A GPU run predicts every test case in one job (predict_all: CUDA starts and the model loads once), a CPU run one
+# job per case (predict: side by side on the cores). Decided when the workflow is parsed, as the gpu resource is
+# (gpu.smk: device cuda, or auto with a card visible). Evaluate and render take PREDICTION_INPUT: the case's own
+# file, or the predictions folder, in which the scripts find the case's file (abdoseg.paths.case_prediction).
+PREDICT_ON_GPU = bool(gpus_for(config["predict"]["device"]))
+PREDICTION_INPUT = P.PREDICTIONS if PREDICT_ON_GPU else P.PREDICTION
+
+
 def log_path(step, by_case=False):
     return f"{P.LOGS}/{step}/{{case}}.log" if by_case else f"{P.LOGS}/{step}.log"
 

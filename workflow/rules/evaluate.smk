@@ -1,4 +1,6 @@
 # predict and evaluate each test case in its own geometry, then summarize; and the real-CT check (a bundled real scan).
+# Predict: one job per case on the CPU (`predict`), one job for every test case on a GPU (`predict_all`), whichever
+# PREDICTION_INPUT (common.smk) asks for; both write the same results/predictions/{case}.nii.gz files.
 
 
 rule predict:
@@ -20,9 +22,29 @@ rule predict:
         "../scripts/predict.py"
 
 
+rule predict_all:
+    input:
+        images=per_case(P.RAW_IMAGE, "test"),
+        model=P.MODEL_BEST,
+    output:
+        directory(P.PREDICTIONS),
+    params:
+        predict=section("predict"),
+        cases=lambda wildcards: subset("test"),  # in the order of the images
+    threads: 1
+    resources:
+        gpu=gpus_for(config["predict"]["device"]),
+    log:
+        log_path("predict_all"),
+    benchmark:
+        bench_path("predict_all")
+    script:
+        "../scripts/predict_all.py"
+
+
 rule evaluate:
     input:
-        prediction=P.PREDICTION,
+        prediction=PREDICTION_INPUT,
         label=P.RAW_LABEL,
         manifest=P.MANIFEST,
     output:

@@ -4,7 +4,7 @@
 rule render:
     input:
         image=P.RAW_IMAGE,
-        prediction=P.PREDICTION,
+        prediction=PREDICTION_INPUT,  # common.smk: the case's file, or a GPU run's predictions folder
         label=P.RAW_LABEL,
     output:
         video=report(P.VIDEO, caption="../report/video.rst", category="Test cases", subcategory="{case}"),

@@ -1,8 +1,10 @@
 """Snakemake script of the render rule, one case (logic: abdoseg.render)."""
 from abdoseg import runlog
+from abdoseg.paths import case_prediction
 from abdoseg.render import render_case
+from abdoseg.specs import RenderSpec
 
 with runlog.to_file(snakemake.log[0]):
-    cfg = snakemake.params.render
-    render_case(snakemake.input.image, snakemake.input.prediction, snakemake.input.label, snakemake.output.video,
-                snakemake.output.slices, snakemake.wildcards.case, int(cfg["frames"]), int(cfg["fps"]), int(cfg["size"]))
+    case = snakemake.wildcards.case
+    render_case(snakemake.input.image, case_prediction(snakemake.input.prediction, case), snakemake.input.label,
+                snakemake.output.video, snakemake.output.slices, case, RenderSpec.from_params(snakemake.params.render))
