@@ -116,3 +116,25 @@ def test_lps_storage_is_the_same_patient(synth_cfg):
     liver_x = np.argwhere(canon == L.LIVER)[:, 0].mean()
     spleen_x = np.argwhere(canon == L.SPLEEN)[:, 0].mean()
     assert liver_x > spleen_x
+
+
+def test_scanner_resolution_grids_are_clinical():
+    """`resolution: scanner` lays out 512 x 512 slices of 0.7-0.9 mm pixels, 200-400 of them, 1-3 mm thick, at most
+    600 mm (the grid only: a whole case is about 80 million voxels, which bench/scanner_resolution.py generates)."""
+    from abdoseg.synthetic import SCANNER_PIXEL_MM, SCANNER_SLICE_MM, _scan_grid
+
+    cfg = SyntheticConfig(resolution="scanner")
+    for i in range(20):
+        g = _scan_grid(np.random.default_rng(i), cfg, a=170.0, b=120.0, z_lo=-150.0, z_hi=120.0)
+        assert g.shape[:2] == (512, 512)
+        assert SCANNER_PIXEL_MM[0] <= g.spacing[0] == g.spacing[1] <= SCANNER_PIXEL_MM[1]
+        assert SCANNER_SLICE_MM[0] <= g.spacing[2] <= SCANNER_SLICE_MM[1]
+        assert 200 <= g.shape[2] <= 400 and g.shape[2] * g.spacing[2] <= 600.0
+        assert g.origin[2] + (g.shape[2] - 1) * g.spacing[2] < 120.0  # from the top of the abdomen downwards
+    coarse = _scan_grid(np.random.default_rng(0), SyntheticConfig(), a=170.0, b=120.0, z_lo=-150.0, z_hi=120.0)
+    assert SyntheticConfig().spacing_inplane[0] <= coarse.spacing[0] <= SyntheticConfig().spacing_inplane[1]
+
+
+def test_unknown_resolution_is_refused():
+    with pytest.raises(ValueError, match="resolution"):
+        SyntheticConfig.from_params({"resolution": "fine"})

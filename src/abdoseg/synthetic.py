@@ -72,12 +72,23 @@ TISSUE_HU: dict[str, tuple[float, float]] = {
 PATHOLOGIES = ("liver_lesion", "kidney_cyst", "enlarged_spleen", "missing_kidney")
 
 
+# `resolution: scanner` (issue #16): what a clinical abdominal CT reconstruction looks like, to measure every step at
+# full size: 512 x 512 pixels of 0.7-0.9 mm, 200-400 slices of 1-3 mm, at most 600 mm long (chest to pelvis).
+SCANNER_MATRIX = 512
+SCANNER_PIXEL_MM = (0.7, 0.9)
+SCANNER_SLICE_MM = (1.0, 3.0)
+SCANNER_SLICES = (200, 400)
+SCANNER_MAX_LENGTH_MM = 600.0
+RESOLUTIONS = ("coarse", "scanner")
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """What varies across generated cases; the defaults are coarser than real scans, for speed on CPUs."""
 
     n_cases: int = 30
     seed: int = 0
+    resolution: str = "coarse"  # coarse: the two spacings below; scanner: 512 x 512 at 0.7-0.9 mm, 200-400 slices of 1-3 mm
     spacing_inplane: tuple[float, float] = (1.75, 2.5)  # real scans: 0.7-1.0 mm
     slice_thickness: tuple[float, float] = (2.5, 5.0)  # real scans: 1.5-5 mm
     lps_fraction: float = 0.5  # share of cases stored LPS (as ITK/DICOM write them); the rest RAS
@@ -96,6 +107,8 @@ class SyntheticConfig:
         if unknown:
             raise ValueError(f"data.synthetic: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+        if kw.get("resolution", "coarse") not in RESOLUTIONS:
+            raise ValueError(f"data.synthetic.resolution: {kw['resolution']!r}; choose one of {RESOLUTIONS}")
         if "tissue_hu" in kw:
             kw["tissue_hu"] = {**TISSUE_HU, **{k: tuple(v) for k, v in kw["tissue_hu"].items()}}
         return cls(**kw)
@@ -290,6 +303,28 @@ def _draw_volume(rng: np.random.Generator, organ: int, lo_q: float = 0.0) -> flo
     return float(np.clip(v, lo * 1.08, vmax * 0.92))
 
 
+def _scan_grid(rng: np.random.Generator, cfg: SyntheticConfig, a: float, b: float, z_lo: float, z_hi: float) -> _Grid:
+    """The case's voxel grid round a body of half-width `a` and half-depth `b`, from `z_lo` to `z_hi` (mm).
+
+    `resolution: coarse` draws the spacings of the config; `scanner`, a clinical reconstruction: a 512 matrix of
+    0.7-0.9 mm pixels (a patient wider than that field of view is cut at the image's edge, as on scanners) and
+    200-400 slices of 1-3 mm, at most 600 mm, reaching down from `z_hi` towards the pelvis.
+    """
+    sp_xy = rng.uniform(*cfg.spacing_inplane)
+    sp_z = rng.uniform(*cfg.slice_thickness)
+    fov = 2 * a + rng.uniform(40, 90)
+    n_xy = int(np.ceil(fov / sp_xy))  # odd and even sizes both occur
+    n_z = int(np.ceil((z_hi - z_lo) / sp_z))
+    if cfg.resolution == "scanner":  # drawn after the coarse values, so that a coarse case stays the same
+        sp_xy, n_xy = rng.uniform(*SCANNER_PIXEL_MM), SCANNER_MATRIX
+        sp_z = rng.uniform(*SCANNER_SLICE_MM)
+        n_z = int(min(rng.integers(SCANNER_SLICES[0], SCANNER_SLICES[1] + 1), SCANNER_MAX_LENGTH_MM // sp_z))
+        z_lo = z_hi - n_z * sp_z
+    spacing = np.array([sp_xy, sp_xy, sp_z])
+    origin = np.array([-(n_xy - 1) / 2 * sp_xy, -(n_xy - 1) / 2 * sp_xy - 0.08 * b, z_lo])
+    return _Grid(origin, spacing, (n_xy, n_xy, n_z))
+
+
 def generate_case(index: int, cfg: SyntheticConfig) -> Case:
     """Generate case `index`: the same (index, cfg) always gives the same arrays."""
     rng = np.random.default_rng([cfg.seed, index])
@@ -346,14 +381,9 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
         z_lo = low - rng.uniform(0.0, 0.4) * shapes[L.KIDNEY_RIGHT].r[2]
         notes.append("fov_cut_inferior")
 
-    sp_xy = rng.uniform(*cfg.spacing_inplane)
-    sp_z = rng.uniform(*cfg.slice_thickness)
-    fov = 2 * a + rng.uniform(40, 90)
-    n_xy = int(np.ceil(fov / sp_xy))  # odd and even sizes both occur
-    n_z = int(np.ceil((z_hi - z_lo) / sp_z))
-    spacing = np.array([sp_xy, sp_xy, sp_z])
-    origin = np.array([-(n_xy - 1) / 2 * sp_xy, -(n_xy - 1) / 2 * sp_xy - 0.08 * b, z_lo])
-    grid = _Grid(origin, spacing, (n_xy, n_xy, n_z))
+    grid = _scan_grid(rng, cfg, a, b, z_lo, z_hi)
+    origin, spacing = grid.origin, grid.spacing
+    z_lo = origin[2]  # a scanner-resolution scan reaches further down
 
     vol = np.full(grid.shape, hu["air"], np.float32)
     lab = np.zeros(grid.shape, np.uint8)
@@ -483,7 +513,7 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
     tissue = (vol > -300) & (vol < 300)
     coarse = rng.normal(0, 1, tuple(max(2, s // 8) for s in grid.shape)).astype(np.float32)
     vol += np.where(tissue, 6.0 * resize(coarse, grid.shape), 0)
-    sigma = (0.6, 0.6, 0.4 * 3.0 / sp_z)
+    sigma = (0.6, 0.6, 0.4 * 3.0 / spacing[2])
     vol = ndimage.gaussian_filter(vol, sigma, mode="nearest", truncate=3.0)
     vol += rng.normal(0, rng.uniform(*cfg.noise_hu), grid.shape).astype(np.float32)
     vol = np.clip(vol, -1024, 3071)
