@@ -30,7 +30,8 @@ STEPS = ("download", "preprocess", "predict", "evaluate", "render")
 
 def project_copy(root: Path, cases: int) -> None:
     """The project's workflow and params in `root`: default params, scanner-resolution phantoms, tiny training."""
-    for item in ("Snakefile", "workflow", "src"):
+    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    for item in ("workflow", "src"):
         shutil.copytree(REPO / item, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     tiny = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
@@ -53,6 +54,16 @@ def table(root: Path) -> pd.DataFrame:
         rows.append({"step": step, "jobs": len(df), "s median": df["s"].median(), "s max": df["s"].max(),
                      "peak MB median": df["max_rss"].median(), "peak MB max": df["max_rss"].max()})
     return pd.DataFrame(rows)
+
+
+def per_case(root: Path) -> pd.DataFrame:
+    """Seconds and peak GB of each case's job, per step (download is one job for all cases: see `table`)."""
+    rows: dict[str, dict[str, str]] = {}
+    for step in STEPS[1:]:
+        for f in sorted((root / "results" / "benchmarks" / step).glob("*.tsv")):
+            b = pd.read_csv(f, sep="\t").iloc[0]
+            rows.setdefault(f.stem, {})[step] = f"{b['s']:.1f} s, {b['max_rss'] / 1024:.2f} GB"
+    return pd.DataFrame(rows).T.sort_index().reindex(columns=list(STEPS[1:])).fillna("-")
 
 
 def scans(root: Path) -> pd.DataFrame:
@@ -80,7 +91,8 @@ def main() -> None:
     subprocess.run(["snakemake", "--cores", str(args.cores), "results/report.html"], cwd=root, env=env, check=True)
     print(f"\nwhole run: {time.perf_counter() - start:.0f} s with {args.cores} cores\n")
     print(scans(root).to_markdown(index=False), "\n")
-    print(table(root).to_markdown(index=False, floatfmt=".1f"))
+    print(table(root).to_markdown(index=False, floatfmt=".1f"), "\n")
+    print(per_case(root).to_markdown())
     if args.keep is None:
         shutil.rmtree(root)
 
