@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from abdoseg import labels as L
-from abdoseg.augment import AugmentSpec, _rotation, augment, bias_field, intensity_curve, mirror, rotation_in_mm, spatial
+from abdoseg.augment import (AugmentSpec, _rotation, augment, bias_field, intensity_curve, label_contrast, mirror,
+                             rotation_in_mm, spatial)
 
 SPACING = (2.5, 2.5, 4.0)  # the processed grid
 ISO = (1.0, 1.0, 1.0)
@@ -132,9 +133,21 @@ def test_domain_randomisation_keeps_labels_and_order():
     assert not torch.equal(out_img, img)
 
 
+def test_label_contrast_shifts_each_region_by_one_amount():
+    """Each label's region moves by its own constant (so an organ's edge with its surroundings changes), and every
+    voxel of a region by the same amount; labels are only read."""
+    gen = torch.Generator().manual_seed(3)
+    img, lab = _two_kidneys()
+    shifted = label_contrast(img[0], lab[:1], 0.2, gen)
+    delta = (shifted - img[0])[0]
+    per_label = {int(c): torch.unique(delta[lab[0] == c]) for c in torch.unique(lab[0])}
+    assert all(len(v) == 1 for v in per_label.values()), per_label
+    assert len({round(float(v), 6) for v in per_label.values()}) == len(per_label)  # distinct shifts
+
+
 def _everything_on():
-    return AugmentSpec(probability=1.0, mirror_axes=(0, 1), intensity_curve=0.05, bias_field=0.1, domain_probability=1.0,
-                       blur_sigma=(0.5, 1.0))
+    return AugmentSpec(probability=1.0, mirror_axes=(0, 1), intensity_curve=0.05, bias_field=0.1, label_contrast=0.1,
+                       domain_probability=1.0, blur_sigma=(0.5, 1.0))
 
 
 def test_augment_builds_every_tensor_on_its_inputs_device():

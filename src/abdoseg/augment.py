@@ -40,7 +40,8 @@ class AugmentSpec:
     mirror_axes: tuple[int, ...] = ()  # processed (RAS) axes to mirror with probability 1/2; 0 is left-right
     intensity_curve: float = 0.0  # sd of the control points of a random monotonic curve on [0, 1] (0: off)
     bias_field: float = 0.0  # largest amplitude of a smooth additive field, in normalised intensity (0: off)
-    domain_probability: float = 0.0  # share of patches given the curve and the field
+    label_contrast: float = 0.0  # sd of a shift drawn per label region (organs and background), normalised intensity (0: off)
+    domain_probability: float = 0.0  # share of patches given the curve, the field and the label shifts
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentSpec":
@@ -144,9 +145,17 @@ def bias_field(x: torch.Tensor, amplitude: float, gen: torch.Generator) -> torch
     return x + field[0] * amplitude * float(torch.rand(1, generator=gen, device=x.device)) / 2
 
 
-def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
-    """Domain randomisation (curve and field) with `spec.domain_probability`; then scale and shift, gamma,
-    blur and noise, each applied per sample with `spec.probability`."""
+def label_contrast(x: torch.Tensor, labels: torch.Tensor, sd: float, gen: torch.Generator) -> torch.Tensor:
+    """Shift each label's region (background and each organ) by its own Gaussian amount: an organ's contrast with
+    its surroundings changes size and even sign, so shape and context must carry the decision (SynthSeg draws every
+    label's intensity anew for each sample; ours draws a shift on top of the phantom's)."""
+    shifts = torch.randn(L.NUM_CLASSES, generator=gen, device=x.device) * sd
+    return x + shifts[labels.long()]
+
+
+def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator, labels: torch.Tensor) -> torch.Tensor:
+    """Domain randomisation (curve, field and label shifts) with `spec.domain_probability`; then scale and shift,
+    gamma, blur and noise, each applied per sample with `spec.probability`. `labels` (B, X, Y, Z) are only read."""
     out, dev = [], image.device
 
     def draw() -> torch.Tensor:
@@ -155,13 +164,15 @@ def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> t
     def uniform(bounds: tuple[float, float]) -> torch.Tensor:
         return torch.empty(1, device=dev).uniform_(*bounds, generator=gen)
 
-    for x in image:
+    for x, lab in zip(image, labels):
         x = x[None]
         if draw() < spec.domain_probability:
             if spec.intensity_curve > 0:
                 x = intensity_curve(x, spec.intensity_curve, gen)
             if spec.bias_field > 0:
                 x = bias_field(x, spec.bias_field, gen)
+            if spec.label_contrast > 0:
+                x = label_contrast(x, lab[None], spec.label_contrast, gen)
         if draw() < spec.probability:
             x = x * uniform(spec.intensity_scale) + (draw() * 2 - 1) * spec.intensity_shift
         if draw() < spec.probability:
@@ -183,4 +194,4 @@ def augment(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, gen: t
     if spec.mirror_axes:
         image, labels = mirror(image, labels, spec.mirror_axes, gen)
     image, labels = spatial(image, labels, spec, gen, spacing)
-    return intensity(image, spec, gen), labels
+    return intensity(image, spec, gen, labels), labels
