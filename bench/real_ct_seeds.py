@@ -1,0 +1,84 @@
+"""A lever on the real-CT check, judged over several training seeds (issue #15).
+
+One seed's real-CT Dice says little: with nothing changed but the training's random draws, a kidney appears or
+vanishes and the spleen moves by 0.2 (docs/benchmarks.md, "Real-CT transfer"). This trains the default network on
+the processed data already in data/ (run the data step first: `snakemake --cores all data`) once per seed, with
+params.yaml's values and any `section.key=value` overrides, then scores best.pt on the bundled real CT with the
+predict defaults, and prints a Markdown row per seed and the mean and sd. The real scan is only scored, never used
+to choose a checkpoint. Nothing here asserts a number.
+
+    python bench/real_ct_seeds.py augment.label_contrast=0.1 augment.domain_probability=0.5 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from abdoseg import labels as L
+from abdoseg import paths as P
+from abdoseg import real_ct, train
+from abdoseg.inference import load_model
+from abdoseg.predict import predict_array
+from abdoseg.specs import PredictSpec
+from abdoseg.split import read_split
+
+
+def with_overrides(params: dict, overrides: list[str]) -> dict:
+    """params.yaml's dict with `section.key=value` overrides (values parsed as YAML)."""
+    for item in overrides:
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        if name not in params[section]:
+            raise SystemExit(f"{key}: no such parameter in params.yaml")
+        params[section][name] = yaml.safe_load(value)
+    return params
+
+
+def score_real_ct(model_path: Path, spec: PredictSpec) -> dict[str, float]:
+    """Dice per organ of the model on the bundled real CT."""
+    scan = real_ct.load()
+    model = load_model(model_path, torch.device("cpu"))
+    labels = predict_array(scan.image.astype(np.float32), scan.affine, model, torch.device("cpu"), spec)
+    result = real_ct.score(labels, scan, tolerance_mm=2.0)
+    return {name: result[name]["dice"] for name in L.ORGANS.values()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. augment.label_contrast=0.1")
+    args = ap.parse_args()
+    base = with_overrides(yaml.safe_load(Path("params.yaml").read_text()), args.overrides)
+    split = read_split(P.SPLITS)
+    spec = PredictSpec.from_params(base["predict"])
+    names = list(L.ORGANS.values())
+    print(f"| seed | real CT {' / '.join(names)} | real mean | phantom validation mean | train s |")
+    print("|---|---|---|---|---|")
+    means = []
+    for seed in args.seeds:
+        params = yaml.safe_load(yaml.safe_dump(base))
+        params["train"]["seed"] = seed
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            best = train.train(params, split["train"], split["val"], P.PROCESSED_IMAGE, P.PROCESSED_LABEL, out,
+                               threads=args.threads)
+            seconds = time.perf_counter() - start
+            dice = score_real_ct(Path(out) / "best.pt", spec)
+        means.append(statistics.mean(dice.values()))
+        print(f"| {seed} | {' / '.join(f'{dice[n]:.3f}' for n in names)} | {means[-1]:.3f} | {best['dice_mean']:.3f} "
+              f"| {seconds:.0f} |", flush=True)
+    if len(means) > 1:
+        print(f"\nreal-CT mean over seeds: {statistics.mean(means):.3f} (sd {statistics.stdev(means):.3f})")
+
+
+if __name__ == "__main__":
+    main()
