@@ -458,10 +458,11 @@ def _params_yaml() -> dict:
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda p: p["train"].update(patch_size=[50, 40, 32]), r"train.patch_size: \[50, 40, 32\] must be divisible by "
-                                                          r"2\*\*model.depth = 8"),
+    (lambda p: (p["model"].update(depth=3), p["train"].update(patch_size=[50, 40, 32])),
+     r"train.patch_size: \[50, 40, 32\] must be divisible by 2\*\*model.depth = 8"),
     (lambda p: p["split"].update(fractions={"train": 0.7, "val": 0.3, "test": 0.3}), "split.fractions: .* sum to 1.3"),
-    (lambda p: p["preprocess"].update(spacing=[0.5, 0.5, 0.5]), r"train.patch_size: .* span 24 x 20 x 16 mm"),
+    (lambda p: (p["preprocess"].update(spacing=[0.5, 0.5, 0.5]), p["train"].update(patch_size=[64, 48, 32])),
+     r"train.patch_size: .* span 32 x 24 x 16 mm"),
     (lambda p: p["preprocess"].update(spacing=[25.0, 25.0, 25.0]), r"preprocess.spacing: .* larger than any CT"),
     (lambda p: p.update(modle={"depth": 4}), r"modle: not a parameter of params.yaml"),
     (lambda p: p["train"].update(patch_szie=[48, 40, 32]), r"train.patch_szie: not a parameter"),
