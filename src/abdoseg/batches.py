@@ -44,10 +44,20 @@ class Batch(NamedTuple):
     seeds: list[int]
 
 
+def _sequence(seed: int, *key: int) -> np.random.SeedSequence:
+    """The seed sequence of `key` under `seed` (numpy's spawn keys: independent streams, no shared state)."""
+    return np.random.SeedSequence(int(seed) % 2**64, spawn_key=key)
+
+
+def derived_seed(seed: int, *key: int) -> int:
+    """A torch seed (below 2**63) for `key` under `seed`: of one sample's augmentation, or of an epoch's dropout."""
+    return int(_sequence(seed, *key).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def sample_seeds(seed: int, epoch: int, step: int, sample: int) -> tuple[np.random.Generator, int]:
-    """The patch generator and the augmentation seed (below 2**63) of sample `sample` of `step` in `epoch`."""
-    patch, aug = np.random.SeedSequence(int(seed) % 2**64, spawn_key=(epoch, step, sample)).spawn(2)
-    return np.random.default_rng(patch), int(aug.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    """The patch generator and the augmentation seed of sample `sample` of `step` in `epoch` (the two children of
+    that sample's sequence, as `SeedSequence.spawn(2)` would give them)."""
+    return np.random.default_rng(_sequence(seed, epoch, step, sample, 0)), derived_seed(seed, epoch, step, sample, 1)
 
 
 def augment_sample(image: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, seed: int,

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from . import labels as L
 from . import checkpoint, distributed, files, vnet
 from .augment import AugmentSpec
-from .batches import DataPathSpec, PatchBatches, batch_stream, to_device
+from .batches import DataPathSpec, PatchBatches, batch_stream, derived_seed, to_device
 from .device import describe, deterministic, pick_device
 from .inference import sliding_window_probs
 from .metrics import dice
@@ -88,12 +88,6 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """The seed of torch's generators (dropout) for `epoch` in process `rank`: a resume needs no saved random state."""
-    state = np.random.SeedSequence(int(seed) % 2**64, spawn_key=(epoch, rank)).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
 
 
 def train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
@@ -183,7 +177,7 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
                                data_path.workers, pin=cuda))
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
-        torch.manual_seed(epoch_seed(seed, epoch, rank.rank))
+        torch.manual_seed(derived_seed(seed, epoch, rank.rank))  # dropout: a resume needs no saved random state
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no wait per step
         for _ in range(steps):
