@@ -18,7 +18,8 @@ from abdoseg import real_ct  # noqa: E402
 from abdoseg.synthetic import SyntheticConfig, case_name, generate_case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = real_ct.FOLDER  # the real CT bundled with the package
+REAL = real_ct.FOLDER  # the real CT bundled with the package, read for this figure only (never by the generator)
+PICKS = (5, 6, 3)  # non-contrast (like the real scan), an arterial slab, portal-venous with a narrow in-plane field
 
 
 def canonical(image: np.ndarray, labels: np.ndarray, affine: np.ndarray):
@@ -42,7 +43,7 @@ def panel(axes, image, labels, zooms, title):
 
 def main(out: str = str(REPO / "docs" / "synthetic_vs_real.png")) -> None:
     cfg = SyntheticConfig()
-    picks = [0, 2, 5]
+    picks = list(PICKS)
     n = len(picks) + 1
     fig, axes = plt.subplots(2, n, figsize=(3.3 * n, 6.4))
     for col, i in enumerate(picks):

@@ -136,6 +136,7 @@ def test_a_gpu_run_predicts_every_test_case_in_one_job_a_cpu_run_one_job_each(tm
         (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, tmp_path / item)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["predict"]["device"] = device
+    params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}  # 3 test cases of the 15
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     raw = tmp_path / "data" / "raw"
     cases = [f"case{i:02d}" for i in range(15)]

@@ -1,12 +1,29 @@
 """The built-in `synthetic` source: abdominal CT phantoms with labels, generated deterministically from a seed.
 
-Anatomy is laid out in patient millimetres (RAS+: x to the patient's right; docs/anatomy.md) around the real
-organ volumes, offsets and extents of docs/anatomy.md, then sampled onto each case's own grid (spacing,
-field of view, storage orientation and dtype vary per case as they do across real scans). Organs are implicit
-shapes (deformed ellipsoids, a tapered liver, bean-shaped kidneys) so that generation stays well under a
-second a case on one core; distractors (stomach, bowel, gallbladder, pancreas, vessels, muscle, bone) sit
-where they do in real abdomens and take the Hounsfield units the targets take, so that the model must use
-shape and place, not intensity alone.
+Anatomy is laid out in patient millimetres (RAS+: x to the patient's right, y anterior, z superior) around the
+real organ volumes, offsets and extents of docs/anatomy.md, then sampled onto each case's own grid
+(spacing, field of view, storage orientation and dtype vary per case as they do across real scans).
+
+A real abdomen is packed: every organ touches others, and what tells a kidney from a back muscle of the same
+density is its context (perirenal fat around it, psoas medial, quadratus lumborum behind, vessels into the
+hilum, bowel in front). So `generate_case` runs in five phases that a reader can follow:
+
+1. layout (`_draw_layout`): patient size, organ shapes and places, contrast phase, pathology, field of view;
+2. body wall and skeleton (`_paint_body_wall`, `_paint_skeleton`): skin, subcutaneous fat, wall muscles,
+   erector spinae, quadratus lumborum, psoas (growing inferiorly), vertebrae with pedicles, transverse and
+   spinous processes, continuous curved ribs with costal cartilage;
+3. distractors (`_paint_distractors`): small bowel and mesentery filling the free peritoneal space, colon
+   with its flexures, duodenum, stomach, pancreas, aorta, IVC, portal vein, adrenals, perirenal fat;
+4. organs (`_paint_organs`): liver (hepatic veins, gallbladder, IVC in its bare area), spleen, kidneys
+   (cortex, medullary pyramids, sinus fat, pelvis, renal artery and vein into the hilum);
+5. scanner (`_scanner`): tissue texture, beam-hardening streaks near bone, partial-volume blur, correlated
+   noise, a field of view that may cut the body, storage orientation and dtype.
+
+Organs are implicit shapes (deformed ellipsoids, a tapered liver, bean-shaped kidneys); everything else is a
+handful of tubes, ellipses and one Voronoi packing, so that a case takes about a second on one core.
+Per-case tissue values are drawn around the phase's textbook Hounsfield units with a spread of
+`tissue_jitter_hu` (domain randomisation in the spirit of SynthSeg, Billot et al. 2023, kept near real CT
+numbers): the model must use shape and context, not exact HU.
 """
 
 from __future__ import annotations
@@ -15,11 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from . import labels as L
 from .preprocess import resize
 
-# Real reference figures (ANATOMY.md): volume mL (mean, sd, min, max); centroid offset from the mean of the
+# Real reference figures (docs/anatomy.md): volume mL (mean, sd, min, max); centroid offset from the mean of the
 # four organ centroids (x, y, z) and its sd; bounding-box extent (x, y, z), all RAS+ mm.
 VOLUME_ML = {
     L.LIVER: (1254.0, 300.0, 881.0, 2224.0),
@@ -40,40 +58,64 @@ EXTENT_MM = {
     L.KIDNEY_RIGHT: (67, 60, 101),
 }
 
-# Hounsfield units per tissue: (non-contrast, portal-venous).
-TISSUE_HU: dict[str, tuple[float, float]] = {
-    "air": (-1000, -1000),
-    "fat": (-100, -100),
-    "skin": (30, 30),
-    "muscle": (50, 58),
-    "bowel_wall": (40, 95),
-    "bowel_fluid": (15, 15),
-    "gas": (-900, -900),
-    "oral_contrast": (280, 280),
-    "stomach_fluid": (12, 12),
-    "pancreas": (40, 100),
-    "aorta": (42, 165),
-    "ivc": (40, 130),
-    "liver": (55, 115),
-    "gallbladder": (10, 10),
-    "spleen": (48, 120),
-    "kidney_cortex": (32, 185),
-    "kidney_medulla": (28, 120),
-    "sinus_fat": (-70, -70),
-    "bone_trabecular": (230, 230),
-    "bone_cortical": (700, 700),
-    "disc": (85, 85),
-    "csf": (10, 10),
-    "table": (200, 200),
-    "liver_lesion": (25, 45),
-    "cyst": (5, 5),
+# Shape constants, chosen so that the phantoms' bounding boxes match EXTENT_MM (tests/test_synthetic.py checks them
+# within 20%). A liver is no ellipsoid: it fills only about a quarter of its bounding box (1254 mL in 203 x 166 x 155
+# mm), tall and thick on the right, a thin left lobe (LIVER_TAPER: the share of height and depth left at the left tip,
+# and how fast it grows to the right), its visceral underside hollowed where the right kidney, hepatic flexure and
+# duodenum press (LIVER_HOLLOW: centre and radii in units of the radii). The spleen is a crescent lying obliquely
+# along the posterolateral wall, its anterior pole lateral (SPLEEN_TURN, degrees about the vertical axis), which is
+# why its box is as wide (91 mm) as it is deep (92 mm). Without these the livers were 48 mm too shallow and 30 mm
+# too short, and the spleens 41 mm too narrow.
+LIVER_R = (1.0, 1.45, 1.5)  # radii before the volume fit, in units of EXTENT_MM / 2
+LIVER_TAPER = (0.15, 1.5)
+LIVER_HOLLOW = (0.2, -0.55, -0.75, 0.7, 0.7, 0.7)
+SPLEEN_R = (0.65, 1.2, 1.0)
+SPLEEN_TURN = (40.0, 55.0)
+
+PHASES = ("non_contrast", "arterial", "portal_venous")
+
+# Hounsfield units per tissue: (non-contrast, arterial, portal-venous). Textbook values: unenhanced liver
+# 50-65, spleen 40-50, kidney ~30 (close to muscle), blood 35-45; arterial (corticomedullary) phase: cortex
+# 150-200 with dark medulla, aorta 250-350, spleen bright and mottled; portal-venous (nephrographic) phase:
+# liver 100-130, spleen 110-130, renal parenchyma 130-180 (Yuh and Cohan, AJR 1999; Bae, Radiology 2010;
+# docs/anatomy.md).
+TISSUE_HU: dict[str, tuple[float, float, float]] = {
+    "fat": (-100, -100, -100),
+    "skin": (30, 40, 40),
+    "muscle": (50, 55, 60),
+    "bowel_wall": (38, 80, 90),
+    "bowel_fluid": (12, 12, 12),
+    "stool": (-40, -40, -40),
+    "oral_contrast": (280, 280, 280),
+    "stomach_fluid": (12, 12, 12),
+    "pancreas": (40, 105, 95),
+    "adrenal": (30, 60, 65),
+    "aorta": (40, 300, 160),
+    "ivc": (38, 75, 130),
+    "portal_vein": (40, 95, 170),
+    "renal_vein": (38, 110, 150),
+    "liver": (57, 75, 112),
+    "gallbladder": (10, 10, 10),
+    "spleen": (46, 115, 118),
+    "kidney_cortex": (32, 175, 165),
+    "kidney_medulla": (28, 65, 135),
+    "renal_pelvis": (8, 8, 10),
+    "sinus_fat": (-70, -70, -70),
+    "bone_trabecular": (220, 220, 220),
+    "bone_cortical": (650, 650, 650),
+    "cartilage": (120, 120, 120),
+    "disc": (85, 85, 85),
+    "csf": (10, 10, 10),
+    "table": (200, 200, 200),
+    "liver_lesion": (25, 45, 50),
+    "cyst": (5, 5, 5),
 }
 
 PATHOLOGIES = ("liver_lesion", "kidney_cyst", "enlarged_spleen", "missing_kidney")
 
 
-# `resolution: scanner` (issue #16): what a clinical abdominal CT reconstruction looks like, to measure every step at
-# full size: 512 x 512 pixels of 0.7-0.9 mm, 200-400 slices of 1-3 mm, at most 600 mm long (chest to pelvis).
+# `resolution: scanner` (issue #16): what a clinical abdominal CT reconstruction looks like, for measuring every step
+# at full size: 512 x 512 pixels of 0.7-0.9 mm, 200-400 slices of 1-3 mm, at most 600 mm long (chest to pelvis).
 SCANNER_MATRIX = 512
 SCANNER_PIXEL_MM = (0.7, 0.9)
 SCANNER_SLICE_MM = (1.0, 3.0)
@@ -86,18 +128,21 @@ RESOLUTIONS = ("coarse", "scanner")
 class SyntheticConfig:
     """What varies across generated cases; the defaults are coarser than real scans, for speed on CPUs."""
 
-    n_cases: int = 30
+    n_cases: int = 120
     seed: int = 0
-    resolution: str = "coarse"  # coarse: the two spacings below; scanner: 512 x 512 at 0.7-0.9 mm, 200-400 slices of 1-3 mm
+    resolution: str = "coarse"  # coarse: the spacings below; scanner: 512 x 512 at 0.7-0.9 mm, 200-400 slices of 1-3 mm
     spacing_inplane: tuple[float, float] = (1.75, 2.5)  # real scans: 0.7-1.0 mm
     slice_thickness: tuple[float, float] = (2.5, 5.0)  # real scans: 1.5-5 mm
     lps_fraction: float = 0.5  # share of cases stored LPS (as ITK/DICOM write them); the rest RAS
     float32_fraction: float = 0.3  # share stored as float32; the rest int16
-    contrast_fraction: float = 0.6  # share in portal-venous phase; the rest non-contrast
+    phase_weights: tuple[float, float, float] = (0.4, 0.2, 0.4)  # non-contrast, arterial, portal-venous
     fov_cut_fraction: float = 0.15  # share whose field of view cuts the liver dome or the kidneys' lower poles
+    slab_fraction: float = 0.3  # share covering only a 60-150 mm slab (a kidney or liver slab, as in many scans)
+    inplane_cut_fraction: float = 0.3  # share whose in-plane field of view cuts the body's sides or back
     pathology_fraction: float = 0.2  # share with one of PATHOLOGIES
+    tissue_jitter_hu: float = 10.0  # sd of each tissue's per-case HU around its phase value
     noise_hu: tuple[float, float] = (10.0, 25.0)
-    tissue_hu: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(TISSUE_HU))
+    tissue_hu: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(TISSUE_HU))
 
     @classmethod
     def from_params(cls, params: dict) -> "SyntheticConfig":
@@ -225,48 +270,84 @@ class _Shape:
         self.k = self.k / factor
         self._cache = None
 
+    def world(self, local) -> np.ndarray:
+        """World position of a point given in the shape's unwarped local frame."""
+        return self.c + self.R @ np.asarray(local, float)
+
 
 class _Liver(_Shape):
-    """A big right lobe tapering towards the patient's left, its left lobe riding anterior and high."""
+    """A big right lobe tapering towards the patient's left, its left lobe riding anterior and high; the right
+    lobe's posterior-inferior part reaches down towards the right kidney (Riedel-like variation via `droop`)."""
+
+    def __init__(self, rng, centre, radii, **kw):
+        super().__init__(rng, centre, radii, **kw)
+        self.droop = rng.uniform(0.1, 0.45)  # the right lobe's posterior part lies on the right kidney (hepatorenal recess)
 
     def value(self, x, y, z):
         u = self.local(x, y, z)
         t = np.clip((u[0] / self.r[0] + 1) / 2, 0, 1)  # 0 at the left tip, 1 at the right edge
-        g = 0.35 + 0.65 * t ** 0.7
+        g = LIVER_TAPER[0] + (1 - LIVER_TAPER[0]) * t ** LIVER_TAPER[1]
         uy = u[1] - 0.25 * self.r[1] * (1 - t)
-        uz = u[2] - 0.15 * self.r[2] * (1 - t)
-        return np.sqrt((u[0] / self.r[0]) ** 2 + (uy / (self.r[1] * g)) ** 2 + (uz / (self.r[2] * g)) ** 2)
+        uz = u[2] - 0.15 * self.r[2] * (1 - t) + self.droop * self.r[2] * t ** 2 * np.clip(-u[1] / self.r[1], 0, 1)
+        base = np.sqrt((u[0] / self.r[0]) ** 2 + (uy / (self.r[1] * g)) ** 2 + (uz / (self.r[2] * g)) ** 2)
+        hx, hy, hz = (u[i] - LIVER_HOLLOW[i] * self.r[i] for i in range(3))
+        hollow = np.sqrt((hx / (LIVER_HOLLOW[3] * self.r[0])) ** 2 + (hy / (LIVER_HOLLOW[4] * self.r[1])) ** 2
+                         + (hz / (LIVER_HOLLOW[5] * self.r[2])) ** 2)
+        return np.maximum(base, 2.0 - hollow)
 
 
 class _Kidney(_Shape):
-    """A bean: an ellipsoid with a notch (the hilum) on the side that faces the spine."""
+    """A bean: an ellipsoid with a notch (the hilum) on the side that faces the spine, turned anteromedially."""
 
     def __init__(self, rng, centre, radii, medial_sign: float, **kw):
         super().__init__(rng, centre, radii, **kw)
         self.medial = medial_sign  # +1 if the spine lies towards +x of this kidney
+        self.lobes = rng.uniform(0, 2 * np.pi, 2)
+        self.sinus_size = rng.uniform(0.8, 1.3)  # renal sinus fat grows with age and obesity
+        self.hilum_len = rng.uniform(0.3, 0.42)  # half-height of the hilum's mouth, in units of the half-length
 
     def value(self, x, y, z):
         u = self.local(x, y, z)
         base = np.sqrt((u[0] / self.r[0]) ** 2 + (u[1] / self.r[1]) ** 2 + (u[2] / self.r[2]) ** 2)
-        # hilum: a ball centred on the medial, slightly anterior edge, notching the bean
-        hx = u[0] - self.medial * 1.1 * self.r[0]
-        hy = u[1] - 0.25 * self.r[1]
-        notch = np.sqrt((hx / (0.45 * self.r[0])) ** 2 + (hy / (0.5 * self.r[1])) ** 2 + (u[2] / (0.3 * self.r[2])) ** 2)
+        # hilum: a slot on the anteromedial edge that opens into the sinus, so that sections through the
+        # kidney's middle third are a C open towards the spine and the front, as in real kidneys (the hilum's
+        # lips are about a third of the kidney's length apart; Gray's Anatomy)
+        hx = u[0] - self.medial * 0.95 * self.r[0]
+        hy = u[1] - 0.3 * self.r[1]
+        notch = np.sqrt((hx / (0.6 * self.r[0])) ** 2 + (hy / (0.42 * self.r[1])) ** 2 + (u[2] / (self.hilum_len * self.r[2])) ** 2)
         return np.maximum(base, 2.0 - notch)
 
     def sinus(self, x, y, z):
         """< 1 inside the renal sinus (fat and vessels at the hilum, within the kidney outline)."""
         u = self.local(x, y, z)
-        hx = u[0] - self.medial * 0.35 * self.r[0]
-        return np.sqrt((hx / (0.4 * self.r[0])) ** 2 + (u[1] / (0.35 * self.r[1])) ** 2 + (u[2] / (0.5 * self.r[2])) ** 2)
+        hx = u[0] - self.medial * 0.3 * self.r[0]
+        hy = u[1] - 0.1 * self.r[1]
+        r = self.r * self.sinus_size
+        return np.sqrt((hx / (0.5 * r[0])) ** 2 + (hy / (0.42 * r[1])) ** 2 + (u[2] / (0.6 * r[2])) ** 2)
+
+    def pyramids(self, x, y, z):
+        """< 1 inside the medullary pyramids: a shell between sinus and cortex, broken into lobes."""
+        u = self.local(x, y, z)
+        ang = np.arctan2(u[2] / self.r[2], u[1] / self.r[1])
+        lobe = np.cos(4 * ang + self.lobes[0]) * np.cos(2 * u[0] / self.r[0] + self.lobes[1])
+        return self.value(x, y, z) / (0.78 - 0.1 * (lobe < -0.2))
+
+    def hilum(self) -> np.ndarray:
+        """World position of the hilum's mouth (where the renal vessels and pelvis leave the kidney)."""
+        return self.world([self.medial * 1.0 * self.r[0], 0.25 * self.r[1], 0.0])
 
 
 class _Spleen(_Shape):
-    """A crescent hugging the left posterior body wall: an ellipsoid with its medial face hollowed."""
+    """A crescent hugging the left posterior body wall: an ellipsoid with its medial face hollowed and notched."""
+
+    def __init__(self, rng, centre, radii, **kw):
+        super().__init__(rng, centre, radii, **kw)
+        self.notch = (rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.12))
 
     def value(self, x, y, z):
         u = self.local(x, y, z)
         base = np.sqrt((u[0] / self.r[0]) ** 2 + (u[1] / self.r[1]) ** 2 + (u[2] / self.r[2]) ** 2)
+        base = base + self.notch[1] * np.maximum(np.sin(5 * u[2] / self.r[2] + self.notch[0]), 0) * (u[1] > 0)
         hx = u[0] - 1.1 * self.r[0]  # towards the midline (+x for the left-sided spleen)
         hollow = np.sqrt((hx / (0.8 * self.r[0])) ** 2 + (u[1] / (0.9 * self.r[1])) ** 2 + (u[2] / (0.9 * self.r[2])) ** 2)
         return np.maximum(base, 2.0 - hollow)
@@ -296,6 +377,15 @@ def _fit_volume(shape: _Shape, target_ml: float) -> None:
         shape.scale((target_ml / max(vol, 1e-3)) ** (1 / 3))
 
 
+def _centre_on(shape: _Shape, target: np.ndarray) -> None:
+    """Move a shape so that its centroid, not its frame's origin, lies at `target`: docs/anatomy.md's offsets
+    are centroids, and a tapered liver's centroid lies 10-20 mm right of its frame's origin (left uncorrected,
+    the liver reached too far right and the body grown round it came out 60-100 mm too wide)."""
+    for _ in range(2):
+        shape.c = shape.c + (target - _inside_points(shape).mean(0))
+        shape._cache = None
+
+
 def _draw_volume(rng: np.random.Generator, organ: int, lo_q: float = 0.0) -> float:
     mean, sd, vmin, vmax = VOLUME_ML[organ]
     v = rng.normal(mean, sd)
@@ -303,47 +393,105 @@ def _draw_volume(rng: np.random.Generator, organ: int, lo_q: float = 0.0) -> flo
     return float(np.clip(v, lo * 1.08, vmax * 0.92))
 
 
-def _scan_grid(rng: np.random.Generator, cfg: SyntheticConfig, a: float, b: float, z_lo: float, z_hi: float) -> _Grid:
-    """The case's voxel grid round a body of half-width `a` and half-depth `b`, from `z_lo` to `z_hi` (mm).
-
-    `resolution: coarse` draws the spacings of the config; `scanner`, a clinical reconstruction: a 512 matrix of
-    0.7-0.9 mm pixels (a patient wider than that field of view is cut at the image's edge, as on scanners) and
-    200-400 slices of 1-3 mm, at most 600 mm, reaching down from `z_hi` towards the pelvis.
-    """
-    sp_xy = rng.uniform(*cfg.spacing_inplane)
-    sp_z = rng.uniform(*cfg.slice_thickness)
-    fov = 2 * a + rng.uniform(40, 90)
-    n_xy = int(np.ceil(fov / sp_xy))  # odd and even sizes both occur
-    n_z = int(np.ceil((z_hi - z_lo) / sp_z))
-    if cfg.resolution == "scanner":  # drawn after the coarse values, so that a coarse case stays the same
-        sp_xy, n_xy = rng.uniform(*SCANNER_PIXEL_MM), SCANNER_MATRIX
-        sp_z = rng.uniform(*SCANNER_SLICE_MM)
-        n_z = int(min(rng.integers(SCANNER_SLICES[0], SCANNER_SLICES[1] + 1), SCANNER_MAX_LENGTH_MM // sp_z))
-        z_lo = z_hi - n_z * sp_z
-    spacing = np.array([sp_xy, sp_xy, sp_z])
-    origin = np.array([-(n_xy - 1) / 2 * sp_xy, -(n_xy - 1) / 2 * sp_xy - 0.08 * b, z_lo])
-    return _Grid(origin, spacing, (n_xy, n_xy, n_z))
+# ---------------------------------------------------------------------------------------------------------
+# Phase 1: layout
 
 
-def generate_case(index: int, cfg: SyntheticConfig) -> Case:
-    """Generate case `index`: the same (index, cfg) always gives the same arrays."""
+@dataclass
+class _Layout:
+    """Everything a case draws before a voxel is painted: patient, organs, phase, pathology, grid."""
+
+    rng: np.random.Generator
+    hu: dict[str, float]
+    phase: str
+    notes: list[str]
+    pathology: str | None
+    missing: int | None
+    a: float  # body half-width (x)
+    b_ant: float  # body half-depth in front of the centre (y > 0)
+    b_post: float  # behind it
+    fat_sc: float  # subcutaneous fat thickness
+    wall: float  # abdominal wall muscle thickness
+    spine_y: float  # vertebral body centre (y); x = 0
+    c0: np.ndarray  # mean of the four organ centroids
+    z_rib12: float  # where the 12th rib leaves the spine
+    shapes: dict[int, _Shape]
+    grid: _Grid
+    z_lo: float
+    z_hi: float
+    inplane_cut: bool
+    lps: bool
+    dtype: type
+    wobble: np.ndarray
+    aorta_x: float
+    z_recess: float  # lowest point of the lungs' posterior recesses
+    z_dome: float  # top of the diaphragm's dome
+
+    @property
+    def canal_y(self) -> float:
+        return self.spine_y - 27.0
+
+    def body_r(self, x, y, shrink: float = 0.0):
+        """Normalised radius of the body outline shrunk by `shrink` mm (< 1 inside)."""
+        return _body_r(x, y, self.a, self.b_ant, self.b_post, self.wobble, shrink)
+
+    def diaphragm_z(self, x, y):
+        """Height of the diaphragm: the lung bases lie above it. Low behind (the posterior costophrenic recesses
+        reach down to about T12-L1, behind the liver and spleen) and at the sides, high in front."""
+        t = np.clip((y - self.spine_y + 10) / (0.8 * self.b_ant), 0, 1)
+        return self.z_recess + (self.z_dome - self.z_recess) * t ** 0.6 - 30 * (x / self.a) ** 2 + 10
+
+
+def _body_r(x, y, a: float, b_ant: float, b_post: float, wobble: np.ndarray, shrink: float = 0.0):
+    """Normalised radius of a body outline (< 1 inside): an ellipse in front, a flatter superellipse behind
+    (a supine patient's back lies flat on the table), with a gentle wobble."""
+    theta = np.arctan2(y, x)
+    wob = 1 + 0.03 * np.sin(2 * theta + wobble[0]) + 0.02 * np.sin(3 * theta + wobble[1])
+    post = y < 0
+    depth = np.where(post, b_post, b_ant) - shrink
+    p = np.where(post, 3.2, 2.4)
+    return (np.abs(x / (a - shrink)) ** p + np.abs(y / depth) ** p) ** (1 / p) / wob
+
+
+def _inside_points(shape: _Shape, step: float = 6.0) -> np.ndarray:
+    """World points (N, 3) of a coarse grid that fall inside a shape."""
+    lo, hi = shape.bounds()
+    ax = [np.arange(lo[d], hi[d], step) + step / 2 for d in range(3)]
+    inside = shape.value(ax[0][:, None, None], ax[1][None, :, None], ax[2][None, None, :]) < 1
+    idx = np.nonzero(inside)
+    return np.stack([ax[d][idx[d]] for d in range(3)], 1)
+
+
+def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
+    """Phase 1: draw the patient, the organs' shapes and places, the phase, pathology and the scan's grid."""
     rng = np.random.default_rng([cfg.seed, index])
     notes: list[str] = []
-    contrast = rng.random() < cfg.contrast_fraction
-    phase = 1 if contrast else 0
-    notes.append("portal_venous" if contrast else "non_contrast")
-    hu = {k: v[phase] + rng.normal(0, 4) for k, v in cfg.tissue_hu.items()}
+    w = np.asarray(cfg.phase_weights, float)
+    phase_i = int(rng.choice(3, p=w / w.sum()))
+    notes.append(PHASES[phase_i])
+    hu = {k: v[phase_i] + rng.normal(0, cfg.tissue_jitter_hu) for k, v in cfg.tissue_hu.items()}
+    hu["fat"] = cfg.tissue_hu["fat"][phase_i] + rng.normal(0, 8)
+    hu["sinus_fat"] = hu["fat"] + 30
+    if PHASES[phase_i] == "non_contrast":  # unenhanced: cortex and medulla alike, both near muscle
+        hu["kidney_medulla"] = hu["kidney_cortex"] - abs(rng.normal(3, 3))
+    # vertebral trabecular bone ranges from ~100 HU (osteoporotic) to ~300 HU (young) at L1 (Pickhardt et al.,
+    # Ann Intern Med 2013): a dim vertebral body in a bright cortical ring must not pass for an enhancing kidney
+    hu["bone_trabecular"] = rng.uniform(90, 290)
+    hu["bone_cortical"] = rng.uniform(400, 900)
     hu["air"], hu["gas"] = -1000.0, -900.0 + rng.normal(0, 20)
+    hu["lung"] = -860.0 + rng.normal(0, 25)
 
     pathology = PATHOLOGIES[rng.integers(len(PATHOLOGIES))] if rng.random() < cfg.pathology_fraction else None
     fov_cut = ("superior", "inferior")[rng.integers(2)] if rng.random() < cfg.fov_cut_fraction else None
+    slab = rng.random() < cfg.slab_fraction
+    inplane_cut = rng.random() < cfg.inplane_cut_fraction
     lps = rng.random() < cfg.lps_fraction
     dtype = np.float32 if rng.random() < cfg.float32_fraction else np.int16
 
-    # patient: body half-width a (x) and half-depth b (y); organ centroid mean c0 relative to body centre
-    a = rng.uniform(140, 185)
-    b = a * rng.uniform(0.66, 0.8)
-    c0 = np.array([rng.normal(0, 4), -0.22 * b + rng.normal(0, 4), 0.0])
+    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0
+    a = rng.uniform(145, 190)
+    b_ant = a * rng.uniform(0.62, 0.78)
+    c0 = np.array([rng.normal(0, 4), -0.2 * b_ant + rng.normal(0, 4), 0.0])
 
     def centre(organ: int) -> np.ndarray:
         off, sd = OFFSET_MM[organ]
@@ -351,17 +499,23 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
 
     shapes: dict[int, _Shape] = {}
     ext = {k: np.asarray(v, float) / 2 for k, v in EXTENT_MM.items()}
-    shapes[L.LIVER] = _Liver(rng, centre(L.LIVER), ext[L.LIVER] * [1.0, 0.85, 0.85], rot_deg=8)
+    shapes[L.LIVER] = _Liver(rng, centre(L.LIVER), ext[L.LIVER] * LIVER_R, rot_deg=8)
     spleen_lo_q = 0.55 if pathology == "enlarged_spleen" else 0.0
-    shapes[L.SPLEEN] = _Spleen(rng, centre(L.SPLEEN), ext[L.SPLEEN] * [0.55, 1.0, 1.0], rot_deg=12)
+    shapes[L.SPLEEN] = _Spleen(rng, centre(L.SPLEEN), ext[L.SPLEEN] * SPLEEN_R, rot_deg=12)
+    turn = np.deg2rad(rng.uniform(*SPLEEN_TURN))
+    shapes[L.SPLEEN].R = shapes[L.SPLEEN].R @ np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
     for organ, medial in ((L.KIDNEY_RIGHT, -1.0), (L.KIDNEY_LEFT, 1.0)):
         k = _Kidney(rng, centre(organ), ext[organ] * [0.8, 0.75, 0.95], medial_sign=medial, rot_deg=6)
-        # long axis tilted: upper pole medial and posterior, as in real kidneys
+        # long axis tilted (upper pole medial and posterior) and the hilum turned anteromedially, as in real
+        # kidneys (they lie along the psoas, whose edge runs obliquely)
         tilt = np.deg2rad(rng.uniform(8, 18))
+        turn = np.deg2rad(medial * -rng.uniform(10, 35))
         k.R = k.R @ np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+        k.R = k.R @ np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
         shapes[organ] = k
     for organ, shape in shapes.items():
         _fit_volume(shape, _draw_volume(rng, organ, spleen_lo_q if organ == L.SPLEEN else 0.0))
+        _centre_on(shape, shape.c.copy())
     missing = None
     if pathology == "missing_kidney":
         missing = (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)[rng.integers(2)]
@@ -369,11 +523,34 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
     elif pathology:
         notes.append(pathology)
 
+    # the spine sits level with the kidneys' centres (they lie in the paravertebral gutters); behind it the
+    # posterior elements, the erector spinae and the subcutaneous fat set the depth of the back
+    kid_y = (shapes[L.KIDNEY_RIGHT].c[1] + shapes[L.KIDNEY_LEFT].c[1]) / 2
+    spine_y = kid_y + rng.uniform(-4, 8)
+    fat_sc, wall = rng.uniform(8, 35), rng.uniform(9, 16)
+    b_post = -(spine_y - 78 - rng.uniform(0, 10) - fat_sc)
+    z_rib12 = shapes[L.KIDNEY_LEFT].c[2] + rng.uniform(5, 30)
+    wobble = rng.uniform(0, 2 * np.pi, 2)
+    # the organs lie inside the wall muscle: widen the body where a drawn organ would poke through it
+    pts = np.concatenate([_inside_points(s) for s in shapes.values()])
+    inner = fat_sc + 0.5 * wall  # organs may press into the wall muscle, not through it
+    for _ in range(4):
+        reach = _body_r(pts[:, 0], pts[:, 1], a, b_ant, b_post, wobble, inner)
+        if reach.max() <= 0.99:
+            break
+        grow = float(reach.max()) / 0.98
+        a, b_ant = (a - inner) * grow + inner, (b_ant - inner) * grow + inner
+
     # field of view: z from below the kidneys' lower poles to above the liver dome, unless cut
     zs = [(s.c[2] - 1.1 * s.r.max(), s.c[2] + 1.1 * s.r.max()) for s in shapes.values()]
     z_lo = min(z[0] for z in zs) - rng.uniform(10, 40)
     z_hi = max(z[1] for z in zs) + rng.uniform(5, 30)
-    if fov_cut == "superior":
+    if slab:  # a thin slab anywhere from the kidneys' lower half to the liver's middle
+        length = rng.uniform(60, 150)
+        mid = rng.uniform(min(shapes[L.KIDNEY_RIGHT].c[2], shapes[L.KIDNEY_LEFT].c[2]) - 25, shapes[L.LIVER].c[2] + 10)
+        z_lo, z_hi = mid - length / 2, mid + length / 2
+        notes.append("fov_slab")
+    elif fov_cut == "superior":
         z_hi = shapes[L.LIVER].c[2] + rng.uniform(0.3, 0.6) * shapes[L.LIVER].r[2]
         notes.append("fov_cut_superior")
     elif fov_cut == "inferior":
@@ -381,150 +558,455 @@ def generate_case(index: int, cfg: SyntheticConfig) -> Case:
         z_lo = low - rng.uniform(0.0, 0.4) * shapes[L.KIDNEY_RIGHT].r[2]
         notes.append("fov_cut_inferior")
 
-    grid = _scan_grid(rng, cfg, a, b, z_lo, z_hi)
-    origin, spacing = grid.origin, grid.spacing
-    z_lo = origin[2]  # a scanner-resolution scan reaches further down
+    sp_xy = rng.uniform(*cfg.spacing_inplane)
+    sp_z = rng.uniform(*cfg.slice_thickness)
+    depth = b_ant + b_post
+    if inplane_cut:  # a reconstruction field narrower than the patient: sides (and maybe back) cut off
+        fov = 2 * a * rng.uniform(0.8, 0.97)
+        y_mid = (b_ant - b_post) / 2 + rng.uniform(-0.1, 0.1) * depth
+        notes.append("fov_cut_inplane")
+    else:
+        fov = max(2 * a, depth) + rng.uniform(40, 90)
+        y_mid = (b_ant - b_post) / 2 - rng.uniform(0, 20)
+    n_xy = int(np.ceil(fov / sp_xy))  # odd and even sizes both occur
+    n_z = int(np.ceil((z_hi - z_lo) / sp_z))
+    if cfg.resolution == "scanner":  # a clinical reconstruction: a 512 matrix, 200-400 thin slices down to the pelvis
+        sp_xy, n_xy = rng.uniform(*SCANNER_PIXEL_MM), SCANNER_MATRIX
+        sp_z = rng.uniform(*SCANNER_SLICE_MM)
+        n_z = int(min(rng.integers(SCANNER_SLICES[0], SCANNER_SLICES[1] + 1), SCANNER_MAX_LENGTH_MM / sp_z))
+        z_lo = z_hi - n_z * sp_z
+        fov = n_xy * sp_xy  # a patient wider than the field of view is cut at the image's edge, as on scanners
+    spacing = np.array([sp_xy, sp_xy, sp_z])
+    origin = np.array([-(n_xy - 1) / 2 * sp_xy + rng.uniform(-10, 10), y_mid - (n_xy - 1) / 2 * sp_xy, z_lo])
+    grid = _Grid(origin, spacing, (n_xy, n_xy, n_z))
+    liv = shapes[L.LIVER]
+    return _Layout(rng, hu, PHASES[phase_i], notes, pathology, missing, a, b_ant, b_post, fat_sc, wall, spine_y, c0,
+                   z_rib12, shapes, grid, z_lo, z_hi, inplane_cut, lps, dtype, wobble, -rng.uniform(8, 18),
+                   z_rib12 + rng.uniform(0, 25), liv.c[2] + 0.75 * liv.r[2])
 
-    vol = np.full(grid.shape, hu["air"], np.float32)
-    lab = np.zeros(grid.shape, np.uint8)
 
-    def paint(value_fn, lo, hi, tissue: str | float, label: int | None = None, where=None, thresh: float = 1.0):
-        sl = grid.box(np.asarray(lo, float), np.asarray(hi, float))
+class _Canvas:
+    """The image (HU) and label volumes being painted, with the one painting rule.
+
+    `paint` fills the voxels where `value_fn < thresh` (inside a world box) with a tissue. Background tissue
+    (label None) never overwrites an organ; an organ label overwrites anything; `within=organ` paints only
+    inside that organ (its inner structure) and keeps the label; `label=0` clears organ voxels (a rib or a
+    vessel that must win over an organ it touches).
+    """
+
+    def __init__(self, lay: _Layout):
+        self.lay, self.grid, self.hu = lay, lay.grid, lay.hu
+        self.vol = np.full(lay.grid.shape, self.hu["air"], np.float32)
+        self.lab = np.zeros(lay.grid.shape, np.uint8)
+        self.lo = lay.grid.origin - 1
+        self.hi = lay.grid.origin + lay.grid.spacing * (np.array(lay.grid.shape) - 1) + 1
+
+    def paint(self, value_fn, lo, hi, tissue: str | float, label: int | None = None, within: int | None = None,
+              thresh: float = 1.0, where=None) -> tuple[tuple[slice, ...], np.ndarray] | None:
+        sl = self.grid.box(np.maximum(np.asarray(lo, float), self.lo), np.minimum(np.asarray(hi, float), self.hi))
         if sl is None:
             return None
-        x, y, z = grid.coords(sl)
+        x, y, z = self.grid.coords(sl)
         inside = np.broadcast_to(value_fn(x, y, z) < thresh, tuple(s.stop - s.start for s in sl))
         if where is not None:
             inside = inside & where(x, y, z, sl)
-        vol[sl][inside] = hu[tissue] if isinstance(tissue, str) else tissue
+        if within is not None:
+            inside = inside & (self.lab[sl] == within)
+        elif label is None:
+            inside = inside & (self.lab[sl] == L.BACKGROUND)
+        self.vol[sl][inside] = self.hu[tissue] if isinstance(tissue, str) else tissue
         if label is not None:
-            lab[sl][inside] = label
+            self.lab[sl][inside] = label
         return sl, inside
 
-    full_lo, full_hi = origin - 1, origin + spacing * (np.array(grid.shape) - 1) + 1
-    wob = rng.uniform(0, 2 * np.pi, 2)
+    def tube(self, points, radius: float, tissue: str, label: int | None = None, within: int | None = None,
+             wall: tuple[str, float] | None = None) -> list[tuple[tuple[slice, ...], np.ndarray]]:
+        """A tube along a polyline (each segment a capsule), optionally with a wall of (tissue, thickness);
+        returns what `paint` returned for each segment's lumen."""
+        pts = [np.asarray(p, float) for p in points]
+        lumens = []
+        for p0, p1 in zip(pts[:-1], pts[1:]):
+            lo, hi = np.minimum(p0, p1) - radius - 2, np.maximum(p0, p1) + radius + 2
+            if wall is not None:
+                self.paint(lambda x, y, z: _capsule(x, y, z, p0, p1, radius), lo, hi, wall[0], label, within)
+            r_in = radius - (wall[1] if wall is not None else 0)
+            res = self.paint(lambda x, y, z: _capsule(x, y, z, p0, p1, r_in), lo, hi, tissue, label, within)
+            if res is not None:
+                lumens.append(res)
+        return lumens
 
-    def body_r(x, y, z, shrink=0.0):
-        theta = np.arctan2(y, x)
-        wobble = 1 + 0.03 * np.sin(2 * theta + wob[0]) + 0.02 * np.sin(3 * theta + wob[1])
-        depth = np.where(y > 0, b, 0.85 * b) - shrink  # the back is flatter than the belly in a supine patient
-        return np.sqrt((x / (a - shrink)) ** 2 + (y / depth) ** 2) / wobble
 
-    fat_sc = rng.uniform(10, 35)
-    paint(lambda x, y, z: (np.abs(y + 0.85 * b + 14) / 5) + 0 * x + 0 * z, (-a - 20, -b - 30, z_lo - 5), (a + 20, -0.85 * b, z_hi + 5), "table")
-    paint(lambda x, y, z: body_r(x, y, z), full_lo, full_hi, "skin")
-    paint(lambda x, y, z: body_r(x, y, z, 2.5), full_lo, full_hi, "fat")
-    paint(lambda x, y, z: body_r(x, y, z, fat_sc), full_lo, full_hi, "muscle")
-    wall = rng.uniform(9, 15)
-    paint(lambda x, y, z: body_r(x, y, z, fat_sc + wall), full_lo, full_hi, "fat")
+# ---------------------------------------------------------------------------------------------------------
+# Phase 2: body wall and skeleton
 
-    # back muscles and psoas, the spine with discs, its canal and posterior elements
-    spine_y = -0.42 * b
+
+def _paint_body_wall(cv: _Canvas, lay: _Layout) -> None:
+    """Table, skin, subcutaneous fat, the wall's muscle ring, and the big posterior muscles: erector spinae
+    beside the spinous processes, quadratus lumborum behind the kidneys, psoas beside the vertebral bodies,
+    growing from T12 down (Gray's Anatomy, 42nd ed., posterior abdominal wall)."""
+    rng, a, lo, hi = lay.rng, lay.a, cv.lo, cv.hi
+    y_table = -lay.b_post - rng.uniform(2, 8)
+    cv.paint(lambda x, y, z: np.abs(y - y_table + 6 - 0.0006 * x ** 2) / 4 + 0 * z, (-a - 30, y_table - 30, lo[2]), (a + 30, y_table, hi[2]), "table")
+    cv.paint(lambda x, y, z: lay.body_r(x, y) + 0 * z, lo, hi, "skin")
+    cv.paint(lambda x, y, z: lay.body_r(x, y, 2.5) + 0 * z, lo, hi, "fat")
+    cv.paint(lambda x, y, z: lay.body_r(x, y, lay.fat_sc) + 0 * z, lo, hi, "muscle")
+    cv.paint(lambda x, y, z: lay.body_r(x, y, lay.fat_sc + lay.wall) + 0 * z, lo, hi, "fat")
+    # lung bases above the diaphragm (a muscle sheet a few mm thick), inside the wall
+    dia = rng.uniform(4, 7)
+    cavity = lambda x, y, z: lay.body_r(x, y, lay.fat_sc + lay.wall)  # noqa: E731
+    cv.paint(lambda x, y, z: np.where(z > lay.diaphragm_z(x, y) - dia, cavity(x, y, z), 9), lo, hi, "muscle")
+    cv.paint(lambda x, y, z: np.where(z > lay.diaphragm_z(x, y), cavity(x, y, z), 9), lo, hi, "lung")
+
+    sy, cy = lay.spine_y, lay.canal_y
+    es_r = (rng.uniform(24, 32), rng.uniform(20, 28))
+    ql_in = rng.uniform(8, 16)
+    psoas_top = lay.z_rib12 - rng.uniform(0, 15)
     for s in (-1, 1):
-        paint(lambda x, y, z, s=s: np.maximum(np.sqrt(((x - s * 38) / 28) ** 2 + ((y - spine_y + 38) / 22) ** 2), body_r(x, y, z, fat_sc)) + 0 * z,
-              (s * 38 - 30, spine_y - 66, z_lo), (s * 38 + 30, spine_y - 14, z_hi), "muscle")
-        paint(lambda x, y, z, s=s: np.sqrt(((x - s * 40) / (8 + 0.12 * np.maximum(c0[2] - z, 0))) ** 2
-                                           + ((y - spine_y - 8) / (7 + 0.1 * np.maximum(c0[2] - z, 0))) ** 2),
-              (s * 40 - 30, spine_y - 25, z_lo), (s * 40 + 30, spine_y + 40, c0[2]), "muscle")
-    disc_phase = rng.uniform(0, 35)
-    paint(lambda x, y, z: np.sqrt((x / 21) ** 2 + ((y - spine_y) / 18) ** 2) + 0 * z,
-          (-22, spine_y - 20, z_lo), (22, spine_y + 20, z_hi), "bone_cortical")
-    paint(lambda x, y, z: np.sqrt((x / 18.5) ** 2 + ((y - spine_y) / 15.5) ** 2) + 0 * z,
-          (-22, spine_y - 20, z_lo), (22, spine_y + 20, z_hi), "bone_trabecular")
-    paint(lambda x, y, z: np.sqrt((x / 21) ** 2 + ((y - spine_y) / 18) ** 2) + (np.abs(((z - disc_phase) % 33) - 16.5) > 3.5) * 9,
-          (-22, spine_y - 20, z_lo), (22, spine_y + 20, z_hi), "disc")
-    paint(lambda x, y, z: np.sqrt((x / 26) ** 2 + ((y - spine_y + 32) / 11) ** 2) + 0 * z,
-          (-28, spine_y - 45, z_lo), (28, spine_y - 20, z_hi), "bone_trabecular")
-    paint(lambda x, y, z: np.sqrt((x / 8) ** 2 + ((y - spine_y + 27) / 7) ** 2) + 0 * z,
-          (-10, spine_y - 36, z_lo), (10, spine_y - 18, z_hi), "csf")
+        # erector spinae (with multifidus): a big oval each side of the spinous processes, under the fat
+        ex, ey = s * (es_r[0] + 6), cy - es_r[1] + 6
+        cv.paint(lambda x, y, z, ex=ex, ey=ey: np.maximum(np.sqrt(((x - ex) / es_r[0]) ** 2 + ((y - ey) / es_r[1]) ** 2),
+                                                          lay.body_r(x, y, lay.fat_sc)) + 0 * z,
+                 (ex - 40, ey - 40, lo[2]), (ex + 40, ey + 40, hi[2]), "muscle")
 
-    # ribs: bands in the body wall, above the kidneys' hila, sloping down towards the front
-    rib_top = shapes[L.LIVER].c[2] + shapes[L.LIVER].r[2]
-    rib_phase = rng.uniform(0, 26)
+        # quadratus lumborum: from the 12th rib down, behind the medial half of the kidney (its fossa)
+        k = lay.shapes[L.KIDNEY_RIGHT if s == 1 else L.KIDNEY_LEFT]
+        qx, qy = abs(k.c[0]) - ql_in, k.c[1] - 1.3 * k.r[1] - 6
 
-    def ribs(x, y, z):
-        r = body_r(x, y, z, fat_sc * 0.6)
-        zz = (z + 0.35 * (y + b) - rib_phase) % 26
-        band = (np.abs(zz - 13) < 4.5) & (r > 0.86) & (r < 0.95) & (y < 0.55 * b)
-        return np.where(band, 0.0, 2.0)
+        def ql(x, y, z, s=s, qx=qx, qy=qy):
+            dz = np.clip(lay.z_rib12 - z, 0, None)
+            rx, ry = 16 + np.minimum(0.1 * dz, 10), 10 + np.minimum(0.06 * dz, 6)
+            return np.sqrt(((x - s * (qx + 0.08 * dz)) / rx) ** 2 + ((y - qy) / ry) ** 2) + (z > lay.z_rib12 + 10) * 9
 
-    paint(ribs, (-a, -b, c0[2] - 40), (a, b, rib_top + 40), "bone_cortical")
+        cv.paint(ql, (s * qx - 50, qy - 20, lo[2]), (s * qx + 50, qy + 20, lay.z_rib12 + 12), "muscle")
 
-    # great vessels
-    paint(lambda x, y, z: np.sqrt(((x + 14) / 11) ** 2 + ((y - spine_y - 26) / 11) ** 2) + 0 * z,
-          (-30, spine_y, z_lo), (2, spine_y + 45, z_hi), "aorta")
-    paint(lambda x, y, z: np.sqrt(((x - 22) / 13) ** 2 + ((y - spine_y - 30) / 9) ** 2) + 0 * z,
-          (5, spine_y + 10, z_lo), (40, spine_y + 45, z_hi), "ivc")
+        # psoas: starts thin at T12 beside the vertebral body and thickens and moves forward as it descends
+        def psoas(x, y, z, s=s):
+            dz = np.clip(psoas_top - z, 0, None)
+            r = np.minimum(5 + 0.2 * dz, 24)
+            return np.sqrt(((x - s * (21 + 0.9 * r)) / r) ** 2 + ((y - (sy + 3 + 0.08 * dz)) / (0.85 * r)) ** 2) + (z > psoas_top) * 9
 
-    # bowel loops (fluid, gas or oral contrast) in the lower and anterior abdomen, and the colon's flexures
-    for _ in range(int(rng.integers(14, 22))):
-        p0 = np.array([rng.uniform(-0.6, 0.6) * a, rng.uniform(-0.1, 0.6) * b, rng.uniform(c0[2] - 120, c0[2] + 10)])
-        p1 = p0 + rng.normal(0, 30, 3)
-        rad = rng.uniform(10, 17)
-        lo, hi = np.minimum(p0, p1) - rad - 5, np.maximum(p0, p1) + rad + 5
-        paint(lambda x, y, z: _capsule(x, y, z, p0, p1, rad), lo, hi, "bowel_wall")
-        content = rng.choice(["bowel_fluid", "gas", "oral_contrast"], p=[0.5, 0.3, 0.2])
-        paint(lambda x, y, z: _capsule(x, y, z, p0, p1, rad - 3), lo, hi, str(content))
-    for s, organ in ((1, L.KIDNEY_RIGHT), (-1, L.KIDNEY_LEFT)):
-        kc = shapes[organ].c
-        p0 = np.array([kc[0] + s * 10, kc[1] + 45, kc[2] - 10])
-        p1 = p0 + np.array([-s * 20, 15, -50])
-        paint(lambda x, y, z: _capsule(x, y, z, p0, p1, 20), p0.clip(max=p1) - 25, p0.clip(min=p1) + 25, "bowel_wall")
-        paint(lambda x, y, z: _capsule(x, y, z, p0, p1, 16), p0.clip(max=p1) - 25, p0.clip(min=p1) + 25, "gas")
+        cv.paint(psoas, (s * 45 - 50, sy - 30, lo[2]), (s * 45 + 50, sy + 40, psoas_top + 1), "muscle")
 
-    # pancreas: a tube from the splenic hilum across the midline, in front of the spine
-    sp = shapes[L.SPLEEN].c
-    p_tail = np.array([sp[0] + 25, sp[1] + 20, sp[2] - 25])
-    p_head = np.array([18 + rng.normal(0, 5), spine_y + 45, c0[2] - 15])
-    paint(lambda x, y, z: _capsule(x, y, z, p_tail, p_head, 11), np.minimum(p_tail, p_head) - 15, np.maximum(p_tail, p_head) + 15, "pancreas")
 
-    # stomach: in front of and medial to the spleen, with gas on the non-dependent (anterior) side
-    st = _Shape(rng, sp + np.array([38, 50, -5]), np.array([42, 30, 45]) * rng.uniform(0.8, 1.15), rot_deg=15, warp=0.12)
-    lo, hi = st.bounds()
-    paint(st.value, lo, hi, "bowel_wall")
-    paint(st.value, lo, hi, "stomach_fluid", thresh=0.88)
-    gas_level = rng.uniform(0.1, 0.6)
-    paint(lambda x, y, z: np.where(y - st.c[1] > gas_level * st.r[1], st.value(x, y, z), 2.0), lo, hi, "gas", thresh=0.88)
+def _paint_skeleton(cv: _Canvas, lay: _Layout) -> None:
+    """Vertebrae (body with cortical rim, discs, pedicles and arch round the canal, transverse and spinous
+    processes) and ribs 12 to 5: continuous tubes that leave the spine, curve round inside the wall and
+    descend anteriorly, the lower ones floating, the upper ones ending in costal cartilage. Bone wins over
+    organs (label 0), since ribs lie outside the liver and spleen."""
+    rng, lo, hi = lay.rng, cv.lo, cv.hi
+    sy, cy = lay.spine_y, lay.canal_y
+    period = rng.uniform(30, 38)  # vertebral body + disc height, lumbar (Gray's)
+    disc = rng.uniform(7, 10)
+    phase0 = lay.z_rib12 - rng.uniform(0.3, 0.7) * period  # the T12 body level with its rib
 
-    # the target organs, with their inner structure; kidneys last so that they win where shapes touch
-    liv = shapes[L.LIVER]
-    lo, hi = liv.bounds()
-    paint(liv.value, lo, hi, "liver", L.LIVER)
-    gb = _Shape(rng, liv.c + np.array([-0.25 * liv.r[0], 0.35 * liv.r[1], -0.55 * liv.r[2]]), np.array([14, 14, 28]), warp=0.1)
-    paint(gb.value, *gb.bounds(), "gallbladder", L.BACKGROUND)
-    if pathology == "liver_lesion":
-        les = _Shape(rng, liv.c + np.array([0.3 * liv.r[0], 0, 0.1 * liv.r[2]]) + rng.normal(0, 8, 3), np.full(3, rng.uniform(10, 22)), warp=0.1)
-        paint(les.value, *les.bounds(), "liver_lesion", where=lambda x, y, z, sl: lab[sl] == L.LIVER)
-    spl = shapes[L.SPLEEN]
-    paint(spl.value, *spl.bounds(), "spleen", L.SPLEEN)
-    for organ in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
-        if organ == missing:
+    def level(z):
+        return np.mod(z - phase0, period)  # 0 .. disc: disc; disc .. period: vertebral body
+
+    body_x, body_y = rng.uniform(20, 24), rng.uniform(15, 18)
+    vb = lambda x, y, z: np.sqrt((x / body_x) ** 2 + ((y - sy) / body_y) ** 2) + 0 * z  # noqa: E731
+    box_lo, box_hi = (-body_x - 2, sy - body_y - 2, lo[2]), (body_x + 2, sy + body_y + 2, hi[2])
+    cv.paint(vb, box_lo, box_hi, "bone_cortical", label=L.BACKGROUND)
+    cv.paint(lambda x, y, z: vb(x, y, z) * 1.13, box_lo, box_hi, "bone_trabecular", label=L.BACKGROUND)
+    cv.paint(lambda x, y, z: vb(x, y, z) + (level(z) > disc) * 9, box_lo, box_hi, "disc", label=L.BACKGROUND)
+
+    # posterior elements exist over the upper two thirds of each vertebra's height
+    def arch_z(z):
+        t = (level(z) - disc) / (period - disc)
+        return (t > 0.25) & (t < 0.95)
+
+    tp_len = rng.uniform(22, 32)
+    def post(x, y, z):
+        arch = np.sqrt((x / 15) ** 2 + ((y - cy) / 13) ** 2)  # pedicles and laminae round the canal
+        spinous = np.maximum(np.abs(x) / 3.0, np.abs(y - cy + 26) / 14)  # backwards
+        transverse = np.maximum(np.abs(np.abs(x) - 12 - tp_len / 2) / (tp_len / 2), np.abs(y - cy - 4) / 3.5)
+        transverse = transverse + (z > lay.z_rib12 + 5) * 9  # thoracic levels carry ribs instead
+        return np.where(arch_z(z), np.minimum(np.minimum(arch, spinous), transverse), 9.0)
+
+    cv.paint(post, (-12 - tp_len - 2, cy - 48, lo[2]), (12 + tp_len + 2, sy, hi[2]), "bone_cortical", label=L.BACKGROUND)
+    cv.paint(lambda x, y, z: np.sqrt((x / 9) ** 2 + ((y - cy) / 8) ** 2) + 0 * z, (-10, cy - 9, lo[2]), (10, cy + 9, hi[2]),
+             "csf", label=L.BACKGROUND)
+
+    # ribs: centre line on an ellipse inside the wall muscle; angle phi from the spine (0) to the front (pi)
+    ax_r = lay.a - lay.fat_sc - lay.wall * 0.6
+    ay_front = lay.b_ant - lay.fat_sc - lay.wall * 0.6
+    ay_back = -(cy + 4)
+    drop = rng.uniform(70, 110)
+    gap = rng.uniform(24, 30)
+    ends = [0.32, 0.48, 0.7, 0.78, 0.85, 0.9, 0.92, 0.94]  # where rib 12, 11, 10, ... stops (phi / pi)
+    bony = [1.0, 1.0, 0.72, 0.7, 0.68, 0.66, 0.65, 0.64]  # the rest, to the front, is costal cartilage
+
+    def rib_geometry(x, y, z):
+        yy = np.where(y > 0, y / ay_front, y / ay_back)
+        rho = np.sqrt((x / ax_r) ** 2 + yy ** 2)
+        phi = np.arctan2(np.abs(x) / ax_r, -yy) / np.pi
+        radial = np.abs(rho - 1) * ax_r  # mm from the centre line, roughly
+        return phi, radial, z + drop * phi ** 1.3
+
+    def rib_value(k: int, cartilage: bool, core: bool):
+        r_rad, r_z = (2.5, 3.5) if core else (4.0, 5.5)
+
+        def fn(x, y, z):
+            phi, radial, zz = rib_geometry(x, y, z)
+            along = (phi > bony[k] * ends[k]) & (phi < ends[k]) if cartilage else (phi > 0.08) & (phi < bony[k] * ends[k])
+            return np.sqrt((radial / r_rad) ** 2 + ((zz - lay.z_rib12 - gap * k) / r_z) ** 2) + (~along) * 9
+        return fn
+
+    for k in range(len(ends)):
+        z_top = lay.z_rib12 + gap * k + 8
+        box = ((-ax_r - 10, cy - 10, z_top - drop - 16), (ax_r + 10, ay_front + 10, z_top))
+        if box[1][2] < lo[2] or box[0][2] > hi[2]:
             continue
-        k = shapes[organ]
+        cv.paint(rib_value(k, False, False), *box, "bone_cortical", label=L.BACKGROUND)
+        cv.paint(rib_value(k, False, True), *box, "bone_trabecular", label=L.BACKGROUND)
+        if bony[k] < 1:
+            cv.paint(rib_value(k, True, False), *box, "cartilage", label=L.BACKGROUND)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phase 3: distractors
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], cell_vox: float) -> np.ndarray:
+    """Unit-sd smooth random field on `shape`, correlated over about `cell_vox` voxels."""
+    coarse = rng.normal(0, 1, tuple(max(2, int(np.ceil(s / cell_vox)) + 1) for s in shape)).astype(np.float32)
+    return resize(coarse, shape)
+
+
+def _pack_bowel(cv: _Canvas, lay: _Layout) -> None:
+    """Small bowel and mesentery filling the free peritoneal space (a real abdomen has no empty fat gaps):
+    a Voronoi packing of warped cells, each a loop's cross-section (collapsed, fluid, gas or oral contrast,
+    with its wall), separated by mesenteric fat whose thickness varies per patient."""
+    rng, g = lay.rng, lay.grid
+    inner = lay.fat_sc + lay.wall
+    # the peritoneal cavity's back: in front of the spine and kidneys in the middle, sweeping back into the
+    # flanks lateral to the kidneys (the paracolic gutters)
+    a_in = lay.a - inner
+    back = lambda x: lay.spine_y + 18 - 55 * np.clip((np.abs(x) - 55) / (a_in - 55), 0, 1) ** 1.2  # noqa: E731
+    sl = g.box(np.array([-lay.a, lay.spine_y - 40, lay.z_lo]), np.array([lay.a, lay.b_ant, lay.z_hi]))
+    if sl is None:
+        return
+    x, y, z = g.coords(sl)
+    cavity = (lay.body_r(x, y, inner) < 1) & (cv.lab[sl] == 0) & (y > back(x)) & (z < lay.diaphragm_z(x, y) - 8)
+    if not cavity.any():
+        return
+    # cells are found on a lattice of about 4 mm and repeated onto the grid (the scanner blur hides the steps)
+    step = [max(1, int(round(4.0 / sp))) for sp in g.spacing]
+    lat = [g.axes[d][sl[d]][:: step[d]] for d in range(3)]
+    shape = tuple(len(v) for v in lat)
+    pts = np.stack(np.meshgrid(*lat, indexing="ij"), -1).reshape(-1, 3)
+    warp = np.stack([_smooth_noise(rng, shape, 30 / (g.spacing[0] * step[0])).ravel() for _ in range(3)], 1)
+    size = rng.uniform(22, 32)  # loop diameter-ish, mm
+    lo, hi = pts.min(0), pts.max(0)
+    n_seeds = int(np.prod(hi - lo) / size ** 3) + 4
+    seeds = lo + rng.random((n_seeds, 3)) * (hi - lo)
+    d, i = cKDTree(seeds).query(pts + 7.0 * warp, k=2)
+    # distance to the bisector between the two nearest seeds: (d2^2 - d1^2) / (2 |s2 - s1|)
+    sep = np.linalg.norm(seeds[i[:, 1]] - seeds[i[:, 0]], axis=1)
+    border = (d[:, 1] ** 2 - d[:, 0] ** 2) / (2 * np.maximum(sep, 1e-3))
+    fat_gap = rng.uniform(1.0, 4.0)
+    oral = rng.random() < 0.3
+    # a loop's content: collapsed, fluid, gas, mesenteric fat, oral contrast
+    p = np.array([0.35, 0.3, 0.12, rng.uniform(0.05, 0.3), 0.25 if oral else 0.0])
+    content = rng.choice(5, n_seeds, p=p / p.sum())
+    values = np.array([cv.hu["bowel_wall"] - 8, cv.hu["bowel_fluid"], cv.hu["gas"], cv.hu["fat"], cv.hu["oral_contrast"]])
+    hu = values[content[i[:, 0]]]
+    hu = np.where((border < fat_gap + 3.0) & (content[i[:, 0]] != 3), cv.hu["bowel_wall"], hu)
+    hu = np.where(border < fat_gap, cv.hu["fat"], hu).astype(np.float32).reshape(shape)
+    for d in range(3):
+        hu = np.repeat(hu, step[d], axis=d)
+    hu = hu[: cavity.shape[0], : cavity.shape[1], : cavity.shape[2]]
+    vol = cv.vol[sl]
+    vol[cavity] = hu[cavity]
+    cv.vol[sl] = vol
+
+
+def _paint_distractors(cv: _Canvas, lay: _Layout) -> None:
+    """Everything that is not a target but sits against one: bowel packing, perirenal fat with Gerota's
+    fascia, colon (ascending and descending in front of and lateral to the kidneys, flexures under the liver
+    and spleen, transverse colon sagging in front), duodenum round the pancreatic head, pancreas, stomach,
+    adrenals above the kidneys, aorta, IVC and portal vein."""
+    rng, sh, sy = lay.rng, lay.shapes, lay.spine_y
+    c0 = lay.c0
+    _pack_bowel(cv, lay)
+
+    # perirenal fat inside Gerota's fascia, wrapping each kidney (also where one is missing: its fossa)
+    gerota = rng.uniform(1.08, 1.5)  # thin patients have little perirenal fat: the kidney then touches the liver
+    for organ in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
+        k = sh[organ]
+        lo, hi = k.bounds(pad=1.9)
+        not_muscle = lambda x, y, z, sl: cv.vol[sl] != cv.hu["muscle"]  # noqa: E731  (psoas and QL lie outside it)
+        cv.paint(k.value, lo, hi, cv.hu["fat"] + 70, thresh=gerota + 0.04, where=not_muscle)
+        cv.paint(k.value, lo, hi, "fat", thresh=gerota, where=not_muscle)
+
+    # colon: stool mottled with gas, a wall round it
+    stool = np.where(_smooth_noise(rng, lay.grid.shape, 4 / lay.grid.spacing[0]) > 0.6, cv.hu["gas"], cv.hu["stool"])
+    kr, kl, liv, spl = sh[L.KIDNEY_RIGHT], sh[L.KIDNEY_LEFT], sh[L.LIVER], sh[L.SPLEEN]
+    rad = rng.uniform(16, 24)
+    hep = np.array([kr.c[0] + 5, kr.c[1] + kr.r[1] + rad, kr.c[2] + 20])
+    spf = np.array([kl.c[0] - 15, kl.c[1] + kl.r[1] + rad * 0.7, spl.c[2] - 0.3 * spl.r[2]])
+    asc = [np.array([kr.c[0] + 20, kr.c[1] + kr.r[1] + rad - 5, lay.z_lo - 40]), hep]
+    desc = [spf, np.array([kl.c[0] - 25, kl.c[1] + kl.r[1] + rad - 8, lay.z_lo - 40])]
+    sag = rng.uniform(20, 70)
+    trans = [hep, np.array([20, lay.b_ant - lay.fat_sc - lay.wall - rad - 10, c0[2] - sag]),
+             np.array([-40, lay.b_ant - lay.fat_sc - lay.wall - rad - 15, c0[2] - sag + 15]), spf]
+    for path in (asc, desc, trans):
+        pts = [np.asarray(p, float) for p in path]
+        for p0, p1 in zip(pts[:-1], pts[1:]):
+            lo, hi = np.minimum(p0, p1) - rad - 4, np.maximum(p0, p1) + rad + 4
+            cv.paint(lambda x, y, z: _capsule(x, y, z, p0, p1, rad), lo, hi, "bowel_wall", label=L.BACKGROUND)
+            res = cv.paint(lambda x, y, z: _capsule(x, y, z, p0, p1, rad - 3), lo, hi, "stool")
+            if res is not None:
+                s, inside = res
+                cv.vol[s][inside] = stool[s][inside]
+
+    # duodenum: a C round the pancreatic head, in front of the right kidney's hilum and the IVC
+    rd = rng.uniform(10, 14)
+    duo = [np.array([28, c0[1] + 55, c0[2] - 5]), np.array([kr.c[0] - 25, kr.c[1] + 35, c0[2] - 12]),
+           np.array([kr.c[0] - 25, kr.c[1] + 35, c0[2] - 60]), np.array([-10, sy + 40, c0[2] - 68]),
+           np.array([-30, sy + 42, c0[2] - 45])]
+    cv.tube(duo, rd, str(rng.choice(["bowel_fluid", "gas", "bowel_wall"], p=[0.5, 0.2, 0.3])), L.BACKGROUND, wall=("bowel_wall", 3.0))
+
+    # pancreas: a tube from the splenic hilum across the midline in front of the spine, head in the C
+    p_tail = np.array([spl.c[0] + 25, spl.c[1] + 20, spl.c[2] - 25])
+    p_body = np.array([-5, sy + 50, c0[2] - 5])
+    p_head = np.array([kr.c[0] - 45, sy + 42, c0[2] - 30])
+    cv.tube([p_tail, p_body, p_head], rng.uniform(9, 13), "pancreas", L.BACKGROUND)
+
+    # stomach: in front of and medial to the spleen, gas on its anterior (non-dependent) side
+    st = _Shape(rng, spl.c + np.array([38, 50, -5]), np.array([42, 30, 45]) * rng.uniform(0.8, 1.15), rot_deg=15, warp=0.12)
+    lo, hi = st.bounds()
+    cv.paint(st.value, lo, hi, "bowel_wall", label=L.BACKGROUND)
+    cv.paint(st.value, lo, hi, "stomach_fluid", thresh=0.88)
+    gas_level = rng.uniform(0.1, 0.6)
+    cv.paint(lambda x, y, z: np.where(y - st.c[1] > gas_level * st.r[1], st.value(x, y, z), 2.0), lo, hi, "gas", thresh=0.88)
+
+    # adrenals: thin inverted Vs above and medial to each kidney's upper pole
+    for organ, s in ((L.KIDNEY_RIGHT, 1), (L.KIDNEY_LEFT, -1)):
+        k = sh[organ]
+        top = k.world([0, 0, k.r[2]])
+        apex = np.array([s * 30, top[1] + 12, top[2] + 25])
+        for foot in (top + np.array([-s * 8, 8, 0]), top + np.array([-s * 2, -6, -5])):
+            cv.tube([apex, foot], 3.0, "adrenal")
+
+    # great vessels: aorta in front of the spine (left of midline), IVC to the right, portal vein to the liver
+    ax, ao_y = lay.aorta_x, sy + 30
+    cv.paint(lambda x, y, z: np.sqrt(((x - ax) / 11) ** 2 + ((y - ao_y) / 11) ** 2) + 0 * z,
+             (ax - 12, ao_y - 12, cv.lo[2]), (ax + 12, ao_y + 12, cv.hi[2]), "aorta", label=L.BACKGROUND)
+    cv.tube([np.array([5, sy + 48, c0[2] - 25]), liv.c + np.array([-0.25 * liv.r[0], -0.1 * liv.r[1], -0.3 * liv.r[2]])],
+            rng.uniform(6, 8), "portal_vein")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phase 4: organs
+
+
+def _paint_organs(cv: _Canvas, lay: _Layout) -> None:
+    """The four targets with their inner structure, in an order that makes them touch as in real abdomens:
+    liver (with hepatic veins, and the IVC in its bare area cut out), gallbladder, spleen, then the kidneys
+    (which win where they meet the liver's renal impression), with renal vessels from the hilum to the aorta
+    and IVC."""
+    rng, sh, sy = lay.rng, lay.shapes, lay.spine_y
+    liv = sh[L.LIVER]
+    lo, hi = liv.bounds()
+    cv.paint(liv.value, lo, hi, "liver", L.LIVER)
+    ivc_top = liv.c[2] + 0.8 * liv.r[2]
+    for tip in ((0.6, 0.1, 0.2), (0.0, 0.3, 0.3), (-0.6, 0.3, 0.1)):  # right, middle, left hepatic veins
+        cv.tube([np.array([20, sy + 30, ivc_top - 10]), liv.world(np.array(tip) * liv.r)], rng.uniform(3, 5), "ivc",
+                within=L.LIVER)  # organ masks include their intra-organ vessels
+    gb = _Shape(rng, liv.c + np.array([-0.25 * liv.r[0], 0.35 * liv.r[1], -0.55 * liv.r[2]]), np.array([14, 14, 28]), warp=0.1)
+    cv.paint(gb.value, *gb.bounds(), "gallbladder", L.BACKGROUND)
+    if lay.pathology == "liver_lesion":
+        les = _Shape(rng, liv.c + np.array([0.3 * liv.r[0], 0, 0.1 * liv.r[2]]) + rng.normal(0, 8, 3), np.full(3, rng.uniform(10, 22)), warp=0.1)
+        cv.paint(les.value, *les.bounds(), "liver_lesion", within=L.LIVER)
+    # IVC: right of the aorta in front of the spine, rising into the liver's bare area (not liver)
+    ix, iy = rng.uniform(18, 28), sy + 24
+    cv.paint(lambda x, y, z: np.sqrt(((x - ix) / 12) ** 2 + ((y - iy) / 9) ** 2) + 0 * z,
+             (ix - 13, iy - 10, cv.lo[2]), (ix + 13, iy + 10, ivc_top), "ivc", label=L.BACKGROUND)
+
+    spl = sh[L.SPLEEN]
+    cv.paint(spl.value, *spl.bounds(), "spleen", L.SPLEEN)
+    if lay.phase == "arterial":  # arciform enhancement: a mottled spleen early after injection
+        mottle = _smooth_noise(rng, lay.grid.shape, 6 / lay.grid.spacing[0])
+        sl = lay.grid.box(*spl.bounds())
+        if sl is not None:
+            m = cv.lab[sl] == L.SPLEEN
+            cv.vol[sl][m] += 35 * mottle[sl][m]
+
+    for organ in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
+        if organ == lay.missing:
+            continue
+        k = sh[organ]
         lo, hi = k.bounds()
-        hit = paint(k.value, lo, hi, "kidney_cortex", organ)
-        paint(k.value, lo, hi, "kidney_medulla", thresh=0.72, where=lambda x, y, z, sl, o=organ: lab[sl] == o)
-        paint(k.sinus, lo, hi, "sinus_fat", where=lambda x, y, z, sl, o=organ: lab[sl] == o)
-        if pathology == "kidney_cyst" and hit is not None and organ == L.KIDNEY_LEFT:
+        hit = cv.paint(k.value, lo, hi, "kidney_cortex", organ)
+        cv.paint(k.pyramids, lo, hi, "kidney_medulla", within=organ)
+        cv.paint(k.sinus, lo, hi, "sinus_fat", within=organ)
+        cv.paint(k.sinus, lo, hi, "renal_pelvis", within=organ, thresh=0.55)
+        h = k.hilum()
+        s = -k.medial  # +1 on the right
+        # renal vein to the IVC (the left one crossing in front of the aorta), artery behind it to the aorta
+        ivc = np.array([22, sy + 24, h[2] + 5])
+        via = [h, np.array([-10, sy + 44, h[2] + 5]), ivc] if organ == L.KIDNEY_LEFT else [h, ivc]
+        cv.tube(via, rng.uniform(4, 6), "renal_vein")
+        cv.tube([h + np.array([0, -6, 3]), np.array([lay.aorta_x, sy + 30, h[2] + 12])], 3.0, "aorta")
+        cv.tube([h, h + np.array([s * -8, 2, -30]), h + np.array([s * -12, 0, -90])], 3.0, "renal_pelvis")  # ureter
+        if lay.pathology == "kidney_cyst" and hit is not None and organ == L.KIDNEY_LEFT:
             cy = _Shape(rng, k.c + np.array([-0.6 * k.r[0], 0, 0.4 * k.r[2]]), np.full(3, rng.uniform(8, 16)), warp=0.05)
-            paint(cy.value, *cy.bounds(), "cyst", organ)
+            cv.paint(cy.value, *cy.bounds(), "cyst", organ)
 
-    # texture, partial-volume blur and scanner noise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phase 5: scanner
+
+
+def _scanner(cv: _Canvas, lay: _Layout, cfg: SyntheticConfig) -> np.ndarray:
+    """What a scanner adds: tissue texture, beam-hardening streaks fanning from the spine, partial-volume blur
+    (in-plane and along the slice), noise correlated over a voxel or two (reconstruction kernels), and, when
+    the field of view is narrower than the patient, the reconstruction circle's edge. Returns HU, float32."""
+    rng, g = lay.rng, lay.grid
+    vol = cv.vol
     tissue = (vol > -300) & (vol < 300)
-    coarse = rng.normal(0, 1, tuple(max(2, s // 8) for s in grid.shape)).astype(np.float32)
-    vol += np.where(tissue, 6.0 * resize(coarse, grid.shape), 0)
-    sigma = (0.6, 0.6, 0.4 * 3.0 / spacing[2])
+    vol += np.where(tissue, rng.uniform(3, 9) * _smooth_noise(rng, g.shape, 8), 0)
+    # streaks: an angular pattern round the vertebral body, fading with distance (Barrett and Keat 2004)
+    x, y, _ = g.coords(tuple(slice(0, n) for n in g.shape))
+    theta = np.arctan2(y - lay.spine_y, x)
+    r = np.hypot(x, y - lay.spine_y)
+    amp = rng.uniform(0, 25)
+    streak = amp * np.cos(rng.integers(6, 14) * theta + rng.uniform(0, 2 * np.pi)) * np.exp(-r / 70) * (r > 25)
+    vol += np.where(tissue, streak.astype(np.float32), 0)
+    sigma = (0.6, 0.6, 0.4 * 3.0 / g.spacing[2])
     vol = ndimage.gaussian_filter(vol, sigma, mode="nearest", truncate=3.0)
-    vol += rng.normal(0, rng.uniform(*cfg.noise_hu), grid.shape).astype(np.float32)
-    vol = np.clip(vol, -1024, 3071)
+    white = rng.normal(0, 1, g.shape).astype(np.float32)
+    s = rng.uniform(0.0, 0.8)
+    corr = ndimage.gaussian_filter(white, (s, s, 0), truncate=2.5) if s > 0.3 else white
+    corr *= rng.uniform(*cfg.noise_hu) / max(float(corr.std()), 1e-6)
+    vol += corr
+    if lay.inplane_cut:  # outside the reconstruction circle the scanner writes its padding value
+        cx, cy = g.origin[:2] + g.spacing[:2] * (np.array(g.shape[:2]) - 1) / 2
+        rad = g.spacing[0] * g.shape[0] / 2 * rng.uniform(1.0, 1.25)
+        vol[np.broadcast_to(np.hypot(x - cx, y - cy) > rad, g.shape)] = -1024
+    return np.clip(vol, -1024, 3071)
 
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = origin
-    if lps:  # store with i towards the patient's left and j towards posterior, as DICOM/ITK tools write
+
+def generate_case(index: int, cfg: SyntheticConfig) -> Case:
+    """Generate case `index`: the same (index, cfg) always gives the same arrays."""
+    lay = _draw_layout(index, cfg)
+    cv = _Canvas(lay)
+    _paint_body_wall(cv, lay)
+    _paint_distractors(cv, lay)
+    _paint_organs(cv, lay)
+    _paint_skeleton(cv, lay)
+    vol, lab = _scanner(cv, lay, cfg), cv.lab
+
+    g = lay.grid
+    affine = np.diag([*g.spacing, 1.0])
+    affine[:3, 3] = g.origin
+    notes = list(lay.notes)
+    if lay.lps:  # store with i towards the patient's left and j towards posterior, as DICOM/ITK tools write
         vol, lab = vol[::-1, ::-1], lab[::-1, ::-1]
         flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-        flip[:3, 3] = [grid.shape[0] - 1, grid.shape[1] - 1, 0]  # index units: i' = n - 1 - i
+        flip[:3, 3] = [g.shape[0] - 1, g.shape[1] - 1, 0]  # index units: i' = n - 1 - i
         affine = affine @ flip
         notes.append("stored_LPS")
-    image = np.rint(vol).astype(np.int16) if dtype == np.int16 else vol.astype(np.float32)
+    image = np.rint(vol).astype(np.int16) if lay.dtype == np.int16 else vol.astype(np.float32)
     return Case(np.ascontiguousarray(image), np.ascontiguousarray(lab), affine, notes)
