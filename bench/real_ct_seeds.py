@@ -55,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--keep", type=Path, help="keep each seed's checkpoints in KEEP/seed<N> (default: thrown away)")
     ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. augment.label_contrast=0.1")
     args = ap.parse_args()
     base = with_overrides(yaml.safe_load(Path("params.yaml").read_text()), args.overrides)
@@ -67,7 +68,8 @@ def main() -> None:
     for seed in args.seeds:
         params = yaml.safe_load(yaml.safe_dump(base))
         params["train"]["seed"] = seed
-        with tempfile.TemporaryDirectory() as out:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = str(args.keep / f"seed{seed}") if args.keep else tmp
             start = time.perf_counter()
             best = train.train(params, split["train"], split["val"], P.PROCESSED_IMAGE, P.PROCESSED_LABEL, out,
                                threads=args.threads)
