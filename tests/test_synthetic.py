@@ -202,13 +202,15 @@ def test_scanner_resolution_grids_are_clinical():
 
     cfg = SyntheticConfig(resolution="scanner")
     for i in range(8):
-        g = _draw_layout(i, cfg).grid
+        lay = _draw_layout(i, cfg)
+        g = lay.grid
         assert g.shape[:2] == (512, 512)
         assert SCANNER_PIXEL_MM[0] <= g.spacing[0] == g.spacing[1] <= SCANNER_PIXEL_MM[1]
         assert SCANNER_SLICE_MM[0] <= g.spacing[2] <= SCANNER_SLICE_MM[1]
         assert 200 <= g.shape[2] <= 400 and g.shape[2] * g.spacing[2] <= 600.0  # a chest-to-pelvis scan at most
+        assert g.origin[2] + (g.shape[2] - 1) * g.spacing[2] <= lay.z_hi  # from the top of the abdomen downwards
     coarse = _draw_layout(0, SyntheticConfig()).grid
-    assert coarse.spacing[0] >= SyntheticConfig().spacing_inplane[0]  # the default is unchanged
+    assert SyntheticConfig().spacing_inplane[0] <= coarse.spacing[0] <= SyntheticConfig().spacing_inplane[1]  # unchanged
 
 
 def test_unknown_resolution_is_refused():
