@@ -161,8 +161,6 @@ def test_kidneys_sit_in_fat_with_muscle_behind(cases):
 
 
 def _eroded(mask):
-    from scipy import ndimage
-
     return ndimage.binary_erosion(mask, iterations=2)
 
 

@@ -174,13 +174,19 @@ def case_name(index: int) -> str:
     return f"synth_{index:03d}"
 
 
+def _axis_rotation(axis: int, angle: float) -> np.ndarray:
+    """The right-handed rotation by `angle` radians about axis 0 (x), 1 (y) or 2 (z)."""
+    i, j = (axis + 1) % 3, (axis + 2) % 3
+    m = np.eye(3)
+    m[i, i] = m[j, j] = np.cos(angle)
+    m[i, j], m[j, i] = -np.sin(angle), np.sin(angle)
+    return m
+
+
 def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
     """A random rotation matrix of at most `max_deg` degrees about each axis."""
     ax, ay, az = np.deg2rad(rng.uniform(-max_deg, max_deg, 3))
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    return _axis_rotation(2, az) @ _axis_rotation(1, ay) @ _axis_rotation(0, ax)
 
 
 class _Grid:
@@ -503,15 +509,15 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     spleen_lo_q = 0.55 if pathology == "enlarged_spleen" else 0.0
     shapes[L.SPLEEN] = _Spleen(rng, centre(L.SPLEEN), ext[L.SPLEEN] * SPLEEN_R, rot_deg=12)
     turn = np.deg2rad(rng.uniform(*SPLEEN_TURN))
-    shapes[L.SPLEEN].R = shapes[L.SPLEEN].R @ np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
+    shapes[L.SPLEEN].R = shapes[L.SPLEEN].R @ _axis_rotation(2, turn)
     for organ, medial in ((L.KIDNEY_RIGHT, -1.0), (L.KIDNEY_LEFT, 1.0)):
         k = _Kidney(rng, centre(organ), ext[organ] * [0.8, 0.75, 0.95], medial_sign=medial, rot_deg=6)
         # long axis tilted (upper pole medial and posterior) and the hilum turned anteromedially, as in real
         # kidneys (they lie along the psoas, whose edge runs obliquely)
         tilt = np.deg2rad(rng.uniform(8, 18))
         turn = np.deg2rad(medial * -rng.uniform(10, 35))
-        k.R = k.R @ np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
-        k.R = k.R @ np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
+        k.R = k.R @ _axis_rotation(0, tilt)
+        k.R = k.R @ _axis_rotation(2, turn)
         shapes[organ] = k
     for organ, shape in shapes.items():
         _fit_volume(shape, _draw_volume(rng, organ, spleen_lo_q if organ == L.SPLEEN else 0.0))
