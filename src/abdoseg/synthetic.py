@@ -501,7 +501,7 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
 
     def centre(organ: int) -> np.ndarray:
         off, sd = OFFSET_MM[organ]
-        return c0 + np.asarray(off, float) + rng.normal(0, 1, 3) * np.asarray(sd, float) * 0.7
+        return c0 + np.asarray(off, float) + rng.normal(0, 1, 3) * np.asarray(sd, float)
 
     shapes: dict[int, _Shape] = {}
     ext = {k: np.asarray(v, float) / 2 for k, v in EXTENT_MM.items()}
