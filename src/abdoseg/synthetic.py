@@ -515,7 +515,7 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
         # long axis tilted (upper pole medial and posterior) and the hilum turned anteromedially, as in real
         # kidneys (they lie along the psoas, whose edge runs obliquely)
         tilt = np.deg2rad(rng.uniform(8, 18))
-        turn = np.deg2rad(medial * -rng.uniform(10, 35))
+        turn = np.deg2rad(medial * rng.uniform(10, 35))
         k.R = k.R @ _axis_rotation(0, tilt)
         k.R = k.R @ _axis_rotation(2, turn)
         shapes[organ] = k
