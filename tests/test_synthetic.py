@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import ndimage
+from scipy.spatial import Delaunay
 
 from abdoseg import ingest, nifti
 from abdoseg import labels as L
@@ -158,6 +159,40 @@ def test_kidneys_sit_in_fat_with_muscle_behind(cases):
                 end = int(np.argmax(body < -500)) if (body < -500).any() else len(body)
                 best = max(best, float(((body[:end] > -20) & (body[:end] < 150)).sum() * sp[1]))
             assert best >= 20, (L.ORGANS[o], best, case.notes)
+
+
+def _hilum_direction(lab: np.ndarray, spacing: np.ndarray, organ: int) -> np.ndarray:
+    """Unit (x, y) vector, canonical RAS mm, from a kidney's centre to the centre of its hilum: the gap between the
+    kidney and its convex outline, over the axial slices of the kidney's middle third."""
+    mask = lab == organ
+    ks = np.nonzero(mask.any((0, 1)))[0]
+    kidney, gap = [], []
+    for k in range(ks[0] + len(ks) // 3, ks[0] + 2 * len(ks) // 3 + 1):
+        pts = np.argwhere(mask[:, :, k])
+        (i0, j0), (i1, j1) = pts.min(0), pts.max(0)
+        grid = np.mgrid[i0:i1 + 1, j0:j1 + 1].reshape(2, -1).T
+        in_hull = Delaunay(pts).find_simplex(grid) >= 0
+        kidney.append(pts)
+        gap.append(grid[in_hull & ~mask[grid[:, 0], grid[:, 1], k]])
+    d = np.concatenate(gap).mean(0) * spacing[:2] - np.concatenate(kidney).mean(0) * spacing[:2]
+    return d / np.linalg.norm(d)
+
+
+def test_kidney_hilum_faces_anteromedially(cases):
+    """The renal hilum opens towards the spine and the front (the kidney is turned about 30 degrees on its long axis;
+    Gray's Anatomy), where the renal vessels and the pelvis leave it. A sign slip once turned it posteromedially."""
+    checked = 0
+    for case in cases:
+        if _cut(case):
+            continue
+        lab, aff, _ = to_canonical(case.labels, case.affine)
+        for o, medial in ((L.KIDNEY_RIGHT, -1), (L.KIDNEY_LEFT, 1)):  # RAS: the midline is towards -x of the right kidney
+            if (lab == o).sum() < 200:
+                continue
+            x, y = _hilum_direction(lab, np.asarray(nifti.spacing(aff)), o)
+            assert x * medial > 0.5 and y > 0.1, (L.ORGANS[o], round(x * medial, 2), round(y, 2), case.notes)
+            checked += 1
+    assert checked >= 4
 
 
 def _eroded(mask):
