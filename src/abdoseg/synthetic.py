@@ -113,6 +113,21 @@ TISSUE_HU: dict[str, tuple[float, float, float]] = {
 
 PATHOLOGIES = ("liver_lesion", "kidney_cyst", "enlarged_spleen", "missing_kidney")
 
+# Contrast timing and dose vary from scan to scan, so enhancement is a continuum, not three fixed palettes: a
+# "portal-venous" scan taken at 60 s still shows the late corticomedullary phase (cortex brighter than medulla), one
+# at 90-100 s is nephrographic (homogeneous kidneys), and every tissue's enhancement scales with the iodine dose and
+# the cardiac output (Yuh and Cohan, AJR 1999; Bae, Radiology 2010). An enhanced case draws a time t between its
+# phase's anchors (0 = TISSUE_HU's arterial column, 1 = its portal-venous column; above 1, later) and a dose factor
+# on each tissue's enhancement over its unenhanced value.
+ENHANCEMENT_TIME = {"arterial": (0.0, 0.4), "portal_venous": (0.55, 1.25)}
+ENHANCEMENT_DOSE = (0.75, 1.25)
+
+
+def enhanced_hu(values: tuple[float, float, float], t: float, dose: float) -> float:
+    """A tissue's HU at enhancement time t and dose factor `dose` (see ENHANCEMENT_TIME), from its three anchors."""
+    plain, arterial, portal = values
+    return plain + dose * (arterial + t * (portal - arterial) - plain)
+
 
 # `resolution: scanner` (issue #16): what a clinical abdominal CT reconstruction looks like, for measuring every step
 # at full size: 512 x 512 pixels of 0.7-0.9 mm, 200-400 slices of 1-3 mm, at most 600 mm long (chest to pelvis).
@@ -475,7 +490,12 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     w = np.asarray(cfg.phase_weights, float)
     phase_i = int(rng.choice(3, p=w / w.sum()))
     notes.append(PHASES[phase_i])
-    hu = {k: v[phase_i] + rng.normal(0, cfg.tissue_jitter_hu) for k, v in cfg.tissue_hu.items()}
+    if PHASES[phase_i] == "non_contrast":
+        hu = {k: v[0] for k, v in cfg.tissue_hu.items()}
+    else:
+        t, dose = rng.uniform(*ENHANCEMENT_TIME[PHASES[phase_i]]), rng.uniform(*ENHANCEMENT_DOSE)
+        hu = {k: enhanced_hu(v, t, dose) for k, v in cfg.tissue_hu.items()}
+    hu = {k: v + rng.normal(0, cfg.tissue_jitter_hu) for k, v in hu.items()}
     hu["fat"] = cfg.tissue_hu["fat"][phase_i] + rng.normal(0, 8)
     hu["sinus_fat"] = hu["fat"] + 30
     if PHASES[phase_i] == "non_contrast":  # unenhanced: cortex and medulla alike, both near muscle
