@@ -60,17 +60,21 @@ EXTENT_MM = {
 
 # Shape constants, chosen so that the phantoms' bounding boxes match EXTENT_MM (tests/test_synthetic.py checks them
 # within 20%). A liver is no ellipsoid: it fills only about a quarter of its bounding box (1254 mL in 203 x 166 x 155
-# mm), tall and thick on the right, a thin left lobe (LIVER_TAPER: the share of height and depth left at the left tip,
-# and how fast it grows to the right), its visceral underside hollowed where the right kidney, hepatic flexure and
+# mm), tall and thick on the right, a thin left lobe (LIVER_TAPER: ranges of the share of height and depth left at the left
+# tip, and of how fast it grows to the right), its visceral underside hollowed where the right kidney, hepatic flexure and
 # duodenum press (LIVER_HOLLOW: centre and radii in units of the radii). The spleen is a crescent lying obliquely
 # along the posterolateral wall, its anterior pole lateral (SPLEEN_TURN, degrees about the vertical axis), which is
 # why its box is as wide (91 mm) as it is deep (92 mm). Without these the livers were 48 mm too shallow and 30 mm
 # too short, and the spleens 41 mm too narrow.
 LIVER_R = (1.0, 1.45, 1.5)  # radii before the volume fit, in units of EXTENT_MM / 2
-LIVER_TAPER = (0.15, 1.5)
+LIVER_TAPER = ((0.08, 0.25), (1.1, 2.0))  # ranges: a small or a large left lobe are both common
 LIVER_HOLLOW = (0.2, -0.55, -0.75, 0.7, 0.7, 0.7)
 SPLEEN_R = (0.65, 1.2, 1.0)
 SPLEEN_TURN = (40.0, 55.0)
+# Organs differ in shape as well as in size (the liver's left lobe, a long thin or a short round spleen, a slender or
+# a plump kidney): each radius is multiplied by a factor drawn from 1 +- this, before the volume fit restores the
+# drawn volume, so the proportions vary while the mean box stays at EXTENT_MM.
+SHAPE_SPREAD = {L.LIVER: 0.15, L.SPLEEN: 0.2, L.KIDNEY_RIGHT: 0.1, L.KIDNEY_LEFT: 0.1}
 
 PHASES = ("non_contrast", "arterial", "portal_venous")
 
@@ -303,11 +307,12 @@ class _Liver(_Shape):
     def __init__(self, rng, centre, radii, **kw):
         super().__init__(rng, centre, radii, **kw)
         self.droop = rng.uniform(0.1, 0.45)  # the right lobe's posterior part lies on the right kidney (hepatorenal recess)
+        self.taper = (rng.uniform(*LIVER_TAPER[0]), rng.uniform(*LIVER_TAPER[1]))
 
     def value(self, x, y, z):
         u = self.local(x, y, z)
         t = np.clip((u[0] / self.r[0] + 1) / 2, 0, 1)  # 0 at the left tip, 1 at the right edge
-        g = LIVER_TAPER[0] + (1 - LIVER_TAPER[0]) * t ** LIVER_TAPER[1]
+        g = self.taper[0] + (1 - self.taper[0]) * t ** self.taper[1]
         uy = u[1] - 0.25 * self.r[1] * (1 - t)
         uz = u[2] - 0.15 * self.r[2] * (1 - t) + self.droop * self.r[2] * t ** 2 * np.clip(-u[1] / self.r[1], 0, 1)
         base = np.sqrt((u[0] / self.r[0]) ** 2 + (uy / (self.r[1] * g)) ** 2 + (uz / (self.r[2] * g)) ** 2)
@@ -525,13 +530,17 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
 
     shapes: dict[int, _Shape] = {}
     ext = {k: np.asarray(v, float) / 2 for k, v in EXTENT_MM.items()}
-    shapes[L.LIVER] = _Liver(rng, centre(L.LIVER), ext[L.LIVER] * LIVER_R, rot_deg=8)
+
+    def radii(organ: int, base) -> np.ndarray:
+        return ext[organ] * np.asarray(base, float) * (1 + rng.uniform(-1, 1, 3) * SHAPE_SPREAD[organ])
+
+    shapes[L.LIVER] = _Liver(rng, centre(L.LIVER), radii(L.LIVER, LIVER_R), rot_deg=8)
     spleen_lo_q = 0.55 if pathology == "enlarged_spleen" else 0.0
-    shapes[L.SPLEEN] = _Spleen(rng, centre(L.SPLEEN), ext[L.SPLEEN] * SPLEEN_R, rot_deg=12)
+    shapes[L.SPLEEN] = _Spleen(rng, centre(L.SPLEEN), radii(L.SPLEEN, SPLEEN_R), rot_deg=12)
     turn = np.deg2rad(rng.uniform(*SPLEEN_TURN))
     shapes[L.SPLEEN].R = shapes[L.SPLEEN].R @ _axis_rotation(2, turn)
     for organ, medial in ((L.KIDNEY_RIGHT, -1.0), (L.KIDNEY_LEFT, 1.0)):
-        k = _Kidney(rng, centre(organ), ext[organ] * [0.8, 0.75, 0.95], medial_sign=medial, rot_deg=6)
+        k = _Kidney(rng, centre(organ), radii(organ, [0.8, 0.75, 0.95]), medial_sign=medial, rot_deg=6)
         # long axis tilted (upper pole medial and posterior) and the hilum turned anteromedially, as in real
         # kidneys (they lie along the psoas, whose edge runs obliquely)
         tilt = np.deg2rad(rng.uniform(8, 18))
