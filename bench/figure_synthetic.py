@@ -19,7 +19,7 @@ from abdoseg.synthetic import SyntheticConfig, case_name, generate_case  # noqa:
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = real_ct.FOLDER  # the real CT bundled with the package, read for this figure only (never by the generator)
-PICKS = (5, 6, 3)  # non-contrast (like the real scan), an arterial slab, portal-venous with a narrow in-plane field
+PICKS = (5, 13, 4)  # non-contrast, arterial, portal-venous with a narrow in-plane field (all whole abdomens)
 
 
 def canonical(image: np.ndarray, labels: np.ndarray, affine: np.ndarray):
