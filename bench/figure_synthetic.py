@@ -43,10 +43,9 @@ def panel(axes, image, labels, zooms, title):
 
 def main(out: str = str(REPO / "docs" / "synthetic_vs_real.png")) -> None:
     cfg = SyntheticConfig()
-    picks = list(PICKS)
-    n = len(picks) + 1
+    n = len(PICKS) + 1
     fig, axes = plt.subplots(2, n, figsize=(3.3 * n, 6.4))
-    for col, i in enumerate(picks):
+    for col, i in enumerate(PICKS):
         c = generate_case(i, cfg)
         panel(axes[:, col], *canonical(c.image, c.labels, c.affine), f"{case_name(i)}\n{', '.join(c.notes)}")
     if REAL.exists():

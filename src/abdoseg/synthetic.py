@@ -494,16 +494,15 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     notes: list[str] = []
     w = np.asarray(cfg.phase_weights, float)
     phase_i = int(rng.choice(3, p=w / w.sum()))
-    notes.append(PHASES[phase_i])
-    if PHASES[phase_i] == "non_contrast":
-        hu = {k: v[0] for k, v in cfg.tissue_hu.items()}
-    else:
-        t, dose = rng.uniform(*ENHANCEMENT_TIME[PHASES[phase_i]]), rng.uniform(*ENHANCEMENT_DOSE)
-        hu = {k: enhanced_hu(v, t, dose) for k, v in cfg.tissue_hu.items()}
-    hu = {k: v + rng.normal(0, cfg.tissue_jitter_hu) for k, v in hu.items()}
+    phase = PHASES[phase_i]
+    notes.append(phase)
+    t, dose = 0.0, 0.0  # unenhanced: dose 0 leaves every tissue at its plain value
+    if phase in ENHANCEMENT_TIME:
+        t, dose = rng.uniform(*ENHANCEMENT_TIME[phase]), rng.uniform(*ENHANCEMENT_DOSE)
+    hu = {k: enhanced_hu(v, t, dose) + rng.normal(0, cfg.tissue_jitter_hu) for k, v in cfg.tissue_hu.items()}
     hu["fat"] = cfg.tissue_hu["fat"][phase_i] + rng.normal(0, 8)
     hu["sinus_fat"] = hu["fat"] + 30
-    if PHASES[phase_i] == "non_contrast":  # unenhanced: cortex and medulla alike, both near muscle
+    if phase == "non_contrast":  # unenhanced: cortex and medulla alike, both near muscle
         hu["kidney_medulla"] = hu["kidney_cortex"] - abs(rng.normal(3, 3))
     # vertebral trabecular bone ranges from ~100 HU (osteoporotic) to ~300 HU (young) at L1 (Pickhardt et al.,
     # Ann Intern Med 2013): a dim vertebral body in a bright cortical ring must not pass for an enhancing kidney
@@ -615,7 +614,7 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     origin = np.array([-(n_xy - 1) / 2 * sp_xy + rng.uniform(-10, 10), y_mid - (n_xy - 1) / 2 * sp_xy, z_lo])
     grid = _Grid(origin, spacing, (n_xy, n_xy, n_z))
     liv = shapes[L.LIVER]
-    return _Layout(rng, hu, PHASES[phase_i], notes, pathology, missing, a, b_ant, b_post, fat_sc, wall, spine_y, c0,
+    return _Layout(rng, hu, phase, notes, pathology, missing, a, b_ant, b_post, fat_sc, wall, spine_y, c0,
                    z_rib12, shapes, grid, z_lo, z_hi, inplane_cut, lps, dtype, wobble, -rng.uniform(8, 18),
                    z_rib12 + rng.uniform(0, 25), liv.c[2] + 0.75 * liv.r[2])
 
