@@ -763,7 +763,14 @@ def _paint_skeleton(cv: _Canvas, lay: _Layout) -> None:
     # ribs: centre line on an ellipse inside the wall muscle; angle phi from the spine (0) to the front (pi)
     ax_r = lay.a - lay.fat_sc - lay.wall * 0.6
     ay_front = lay.b_ant - lay.fat_sc - lay.wall * 0.6
-    ay_back = -(cy + 4)
+    # Behind, the ribs leave the transverse processes and run posterolaterally to their angles, deep to the erector
+    # spinae and behind the kidneys, the quadratus lumborum and the diaphragm between (Gray's): the posterior arc
+    # passes at least 8 mm behind each kidney's back at the kidney's centre line, never through it.
+    ay_back = -cy + rng.uniform(4, 14)
+    for k in (lay.shapes[L.KIDNEY_RIGHT], lay.shapes[L.KIDNEY_LEFT]):
+        back = k.c[1] - 1.1 * np.linalg.norm(k.R[1] * k.r)  # the rotated ellipsoid's half-depth, with its warp
+        ay_back = max(ay_back, (8 - back) / np.sqrt(max(1 - (k.c[0] / ax_r) ** 2, 0.2)))
+    ay_back = min(ay_back, lay.b_post - lay.fat_sc - lay.wall)
     drop = rng.uniform(70, 110)
     gap = rng.uniform(24, 30)
     ends = [0.32, 0.48, 0.7, 0.78, 0.85, 0.9, 0.92, 0.94]  # where rib 12, 11, 10, ... stops (phi / pi)
