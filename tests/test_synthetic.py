@@ -53,6 +53,23 @@ def test_organs_are_on_the_patients_side_in_world_space(cases):
                 assert np.all(np.abs(c - mean - np.array(off)) < 4 * np.array(sd) + 15), (L.ORGANS[o], c - mean)
 
 
+
+def test_spine_lies_midway_between_the_kidneys(cases):
+    """Each kidney's hilum lies about 5 cm from the median plane (Gray's Anatomy), so the kidneys' centroids sit about
+    as far from the spine (world x = 0 in the phantom) on either side. OFFSET_MM is measured from the organs' mean
+    centroid, which the generator once put on the spine: the left kidney then lay 13 mm nearer to it than the right,
+    against the vertebral body."""
+    right, left = [], []
+    for case in cases:
+        found = [o for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT) if (case.labels == o).sum() >= 200]
+        if _cut(case) or len(found) < 2:
+            continue
+        right.append(_world_centroid(case.labels == L.KIDNEY_RIGHT, case.affine)[0])  # RAS+: the patient's right is +x
+        left.append(-_world_centroid(case.labels == L.KIDNEY_LEFT, case.affine)[0])
+    assert len(right) >= 3
+    assert abs(np.mean(right) - np.mean(left)) < 8, (np.round(right), np.round(left))
+    assert 50 < np.mean(right) < 75 and 50 < np.mean(left) < 75, (np.round(right), np.round(left))
+
 def test_organ_boxes_match_real_extents(cases):
     """Shape, not only volume: each organ's bounding box (mean over the uncut cases, canonical RAS mm) is within 20%
     of the real extents in docs/anatomy.md on every axis. An ellipsoid liver of the right volume fails this (its

@@ -51,6 +51,7 @@ OFFSET_MM = {
     L.KIDNEY_LEFT: ((-55, -13, -26), (7, 5, 8)),
     L.KIDNEY_RIGHT: ((68, -14, -33), (6, 5, 10)),
 }
+MIDLINE_TO_C0_MM = -(OFFSET_MM[L.KIDNEY_RIGHT][0][0] + OFFSET_MM[L.KIDNEY_LEFT][0][0]) / 2  # see _draw_layout
 EXTENT_MM = {
     L.LIVER: (203, 166, 155),
     L.SPLEEN: (91, 92, 92),
@@ -518,10 +519,12 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     lps = rng.random() < cfg.lps_fraction
     dtype = np.float32 if rng.random() < cfg.float32_fraction else np.int16
 
-    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0
+    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0. The spine (x = 0) lies
+    # midway between the kidneys, each hilum about 5 cm from the median plane (Gray's Anatomy): OFFSET_MM is measured
+    # from c0, which therefore lies at x = MIDLINE_TO_C0_MM (-6.5: that far to the patient's left of the spine)
     a = rng.uniform(145, 190)
     b_ant = a * rng.uniform(0.62, 0.78)
-    c0 = np.array([rng.normal(0, 4), -0.2 * b_ant + rng.normal(0, 4), 0.0])
+    c0 = np.array([MIDLINE_TO_C0_MM + rng.normal(0, 4), -0.2 * b_ant + rng.normal(0, 4), 0.0])
 
     def centre(organ: int) -> np.ndarray:
         off, sd = OFFSET_MM[organ]
