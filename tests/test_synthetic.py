@@ -9,7 +9,7 @@ from abdoseg import ingest, nifti
 from abdoseg import labels as L
 from abdoseg.preprocess import to_canonical
 from abdoseg.synthetic import (ENHANCEMENT_DOSE, ENHANCEMENT_TIME, EXTENT_MM, OFFSET_MM, PHASES, VOLUME_ML,
-                               SyntheticConfig, enhanced_hu, generate_case)
+                               SyntheticConfig, _draw_layout, enhanced_hu, generate_case)
 
 N = 10
 
@@ -53,22 +53,17 @@ def test_organs_are_on_the_patients_side_in_world_space(cases):
                 assert np.all(np.abs(c - mean - np.array(off)) < 4 * np.array(sd) + 15), (L.ORGANS[o], c - mean)
 
 
+def test_spine_lies_midway_between_the_kidneys(synth_cfg):
+    """The kidneys lie about equally far either side of the vertebral column (Gray's Anatomy), so over many layouts
+    their mean centroids sit symmetric about the spine (world x = 0 in the phantom). OFFSET_MM is measured from the
+    organs' mean centroid, which the generator once put on the spine: the left kidney then lay 13 mm nearer to it
+    than the right, against the vertebral body. Layouts only (no voxels painted), so 60 of them are cheap and the
+    mean's standard error is under 1 mm."""
+    right, left = np.array([[lay.shapes[o].c[0] for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)]
+                            for lay in map(lambda i: _draw_layout(i, synth_cfg), range(60))]).T
+    assert right.min() > 0 > left.max()  # RAS+: the patient's right is +x
+    assert abs(right.mean() + left.mean()) / 2 < 3, (right.mean(), left.mean())
 
-def test_spine_lies_midway_between_the_kidneys(cases):
-    """Each kidney's hilum lies about 5 cm from the median plane (Gray's Anatomy), so the kidneys' centroids sit about
-    as far from the spine (world x = 0 in the phantom) on either side. OFFSET_MM is measured from the organs' mean
-    centroid, which the generator once put on the spine: the left kidney then lay 13 mm nearer to it than the right,
-    against the vertebral body."""
-    right, left = [], []
-    for case in cases:
-        found = [o for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT) if (case.labels == o).sum() >= 200]
-        if _cut(case) or len(found) < 2:
-            continue
-        right.append(_world_centroid(case.labels == L.KIDNEY_RIGHT, case.affine)[0])  # RAS+: the patient's right is +x
-        left.append(-_world_centroid(case.labels == L.KIDNEY_LEFT, case.affine)[0])
-    assert len(right) >= 3
-    assert abs(np.mean(right) - np.mean(left)) < 8, (np.round(right), np.round(left))
-    assert 50 < np.mean(right) < 75 and 50 < np.mean(left) < 75, (np.round(right), np.round(left))
 
 def test_organ_boxes_match_real_extents(cases):
     """Shape, not only volume: each organ's bounding box (mean over the uncut cases, canonical RAS mm) is within 20%
@@ -225,23 +220,24 @@ def test_kidney_hilum_faces_anteromedially(cases):
     assert checked >= 4
 
 
-
 def _rib_in_kidney_outline(case, organ: int) -> int:
-    """Bone-bright voxels (> 500 HU) inside a kidney's outline on its own slices (the in-plane closing of its mask),
-    more than 50 mm from the midline: beyond the transverse processes' tips (12 + 22..32 mm), so a rib."""
+    """Bone-bright voxels (> 300 HU: cortical bone is drawn at 400-900) inside a kidney's outline on its own slices
+    (the in-plane closing of its mask), more than 50 mm from the midline: beyond the transverse processes' tips (12 +
+    22..32 mm) and the aorta's branches into the hilum, so a rib."""
     img, aff, _ = to_canonical(case.image.astype(np.float32), case.affine)
     lab = to_canonical(case.labels, case.affine)[0]
     mask = lab == organ
     outline = ndimage.binary_closing(np.pad(mask, 3), np.ones((5, 5, 1), bool))[3:-3, 3:-3, 3:-3]
     x_mm = aff[0, 0] * np.arange(mask.shape[0]) + aff[0, 3]  # the phantom's world x is 0 at the spine
     lateral = (np.abs(x_mm) > 50)[:, None, None]
-    return int(((img > 500) & outline & ~mask & lateral).sum())
+    return int(((img > 300) & outline & ~mask & lateral).sum())
 
 
 def test_ribs_pass_behind_the_kidneys(cases):
     """The lower ribs run from the spine backwards and outwards to their angles, behind the kidneys with the
     quadratus lumborum and the diaphragm between (Gray's Anatomy), so no rib ever crosses a kidney. The posterior
-    arc once ran at the spinal canal's depth, level with the kidneys, and cut through 35 of 39 of them."""
+    arc once ran at the spinal canal's depth, level with the kidneys, and crossed 36 of the 39 kidneys of the default
+    seed's phantoms 0-19."""
     checked = 0
     for case in cases:
         lab = case.labels
@@ -251,6 +247,7 @@ def test_ribs_pass_behind_the_kidneys(cases):
             assert _rib_in_kidney_outline(case, o) == 0, (L.ORGANS[o], case.notes)
             checked += 1
     assert checked >= 10
+
 
 def _eroded(mask):
     return ndimage.binary_erosion(mask, iterations=2)

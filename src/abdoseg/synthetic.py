@@ -519,9 +519,9 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     lps = rng.random() < cfg.lps_fraction
     dtype = np.float32 if rng.random() < cfg.float32_fraction else np.int16
 
-    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0. The spine (x = 0) lies
-    # midway between the kidneys, each hilum about 5 cm from the median plane (Gray's Anatomy): OFFSET_MM is measured
-    # from c0, which therefore lies at x = MIDLINE_TO_C0_MM (-6.5: that far to the patient's left of the spine)
+    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0. The kidneys lie about
+    # equally far either side of the vertebral column (Gray's Anatomy), so the spine (x = 0) is midway between their
+    # mean places: OFFSET_MM is measured from c0, which lies at x = MIDLINE_TO_C0_MM (6.5 mm to the patient's left)
     a = rng.uniform(145, 190)
     b_ant = a * rng.uniform(0.62, 0.78)
     c0 = np.array([MIDLINE_TO_C0_MM + rng.normal(0, 4), -0.2 * b_ant + rng.normal(0, 4), 0.0])
@@ -766,12 +766,12 @@ def _paint_skeleton(cv: _Canvas, lay: _Layout) -> None:
     # ribs: centre line on an ellipse inside the wall muscle; angle phi from the spine (0) to the front (pi)
     ax_r = lay.a - lay.fat_sc - lay.wall * 0.6
     ay_front = lay.b_ant - lay.fat_sc - lay.wall * 0.6
-    # Behind, the ribs leave the transverse processes and run posterolaterally to their angles, deep to the erector
-    # spinae and behind the kidneys, the quadratus lumborum and the diaphragm between (Gray's): the posterior arc
-    # passes at least 8 mm behind each kidney's back at the kidney's centre line, never through it.
+    # Behind, the ribs lie behind the kidneys, the quadratus lumborum and the diaphragm between (Gray's). The arc is
+    # set back from the spinal canal's depth (where it crossed the kidneys) to pass 8 mm behind each kidney's back at
+    # the kidney's centre line; it then runs through the quadratus lumborum rather than behind it, a smaller error.
     ay_back = -cy + rng.uniform(4, 14)
     for k in (lay.shapes[L.KIDNEY_RIGHT], lay.shapes[L.KIDNEY_LEFT]):
-        back = k.c[1] - 1.1 * np.linalg.norm(k.R[1] * k.r)  # the rotated ellipsoid's half-depth, with its warp
+        back = k.c[1] - 1.1 * np.linalg.norm(k.R[1] * k.r)  # the rotated ellipsoid's back, 10% added for the warp
         ay_back = max(ay_back, (8 - back) / np.sqrt(max(1 - (k.c[0] / ax_r) ** 2, 0.2)))
     ay_back = min(ay_back, lay.b_post - lay.fat_sc - lay.wall)
     drop = rng.uniform(70, 110)
