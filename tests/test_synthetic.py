@@ -59,8 +59,8 @@ def test_spine_lies_midway_between_the_kidneys(synth_cfg):
     organs' mean centroid, which the generator once put on the spine: the left kidney then lay 13 mm nearer to it
     than the right, against the vertebral body. Layouts only (no voxels painted), so 60 of them are cheap and the
     mean's standard error is under 1 mm."""
-    right, left = np.array([[lay.shapes[o].c[0] for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)]
-                            for lay in map(lambda i: _draw_layout(i, synth_cfg), range(60))]).T
+    layouts = [_draw_layout(i, synth_cfg) for i in range(60)]
+    right, left = np.array([[lay.shapes[o].c[0] for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)] for lay in layouts]).T
     assert right.min() > 0 > left.max()  # RAS+: the patient's right is +x
     assert abs(right.mean() + left.mean()) / 2 < 3, (right.mean(), left.mean())
 
@@ -220,12 +220,10 @@ def test_kidney_hilum_faces_anteromedially(cases):
     assert checked >= 4
 
 
-def _rib_in_kidney_outline(case, organ: int) -> int:
+def _rib_in_kidney_outline(img: np.ndarray, lab: np.ndarray, aff: np.ndarray, organ: int) -> int:
     """Bone-bright voxels (> 300 HU: cortical bone is drawn at 400-900) inside a kidney's outline on its own slices
     (the in-plane closing of its mask), more than 50 mm from the midline: beyond the transverse processes' tips (12 +
-    22..32 mm) and the aorta's branches into the hilum, so a rib."""
-    img, aff, _ = to_canonical(case.image.astype(np.float32), case.affine)
-    lab = to_canonical(case.labels, case.affine)[0]
+    22..32 mm) and the aorta's branches into the hilum, so a rib. Arrays and affine in canonical RAS."""
     mask = lab == organ
     outline = ndimage.binary_closing(np.pad(mask, 3), np.ones((5, 5, 1), bool))[3:-3, 3:-3, 3:-3]
     x_mm = aff[0, 0] * np.arange(mask.shape[0]) + aff[0, 3]  # the phantom's world x is 0 at the spine
@@ -240,11 +238,12 @@ def test_ribs_pass_behind_the_kidneys(cases):
     seed's phantoms 0-19."""
     checked = 0
     for case in cases:
-        lab = case.labels
+        img, aff, _ = to_canonical(case.image.astype(np.float32), case.affine)  # once per case, both kidneys
+        lab = to_canonical(case.labels, case.affine)[0]
         for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
             if (lab == o).sum() < 200:
                 continue
-            assert _rib_in_kidney_outline(case, o) == 0, (L.ORGANS[o], case.notes)
+            assert _rib_in_kidney_outline(img, lab, aff, o) == 0, (L.ORGANS[o], case.notes)
             checked += 1
     assert checked >= 10
 
