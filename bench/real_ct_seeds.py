@@ -32,13 +32,16 @@ from abdoseg.split import read_split
 
 
 def with_overrides(params: dict, overrides: list[str]) -> dict:
-    """params.yaml's dict with `section.key=value` overrides (values parsed as YAML)."""
+    """params.yaml's dict with `section.key=value` overrides (nested keys too: data.synthetic.n_cases=12; values YAML)."""
     for item in overrides:
         key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
-        if name not in params[section]:
+        *sections, name = key.split(".")
+        node = params
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or name not in node:
             raise SystemExit(f"{key}: no such parameter in params.yaml")
-        params[section][name] = yaml.safe_load(value)
+        node[name] = yaml.safe_load(value)
     return params
 
 
