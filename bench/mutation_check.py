@@ -70,9 +70,8 @@ MUTATIONS = [
              ("tests/test_predict.py", "-k", "annotated")),
     Mutation("invert_zeroes_last_slice", "inverse resampling zeroes the last slice of every prediction",
              "src/abdoseg/preprocess.py",
-             "    return from_canonical(_resized_argmax(channels, tuple(geom.canonical_shape)), np.asarray(geom.original_affine))",
-             "    out = from_canonical(_resized_argmax(channels, tuple(geom.canonical_shape)), np.asarray(geom.original_affine))\n"
-             "    out[..., -1] = 0\n    return out",
+             "    return from_canonical(labels, np.asarray(geom.original_affine))",
+             "    out = from_canonical(labels, np.asarray(geom.original_affine))\n    out[..., -1] = 0\n    return out",
              ("tests/test_preprocess.py", "-k", "exact or border")),
     Mutation("predict_mirrored", "predict's output mirrored left-right (no label swap)", "src/abdoseg/predict.py",
              "        return invert_probabilities(probs, geom)", "        return invert_probabilities(probs, geom)[::-1].copy()",

@@ -8,12 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from scipy import ndimage
 
 from abdoseg import labels as L
 from abdoseg import nifti
 from abdoseg.metrics import dice
 from abdoseg.intensity import foreground_stats
-from abdoseg.preprocess import (PreprocessSpec, _resized_argmax, invert_labels, invert_probabilities, preprocess,
+from abdoseg.preprocess import (PreprocessSpec, _resized_argmax, from_canonical, invert_labels, invert_probabilities, preprocess,
                                 resample_labels, resize)
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from conftest import REPO
@@ -40,8 +41,41 @@ def test_label_resize_by_boxes_equals_the_dense_argmax(synth_cfg):
     """resample_labels' per-organ boxes and implicit background give exactly the dense one-hot arg-max."""
     lab = generate_case(1, synth_cfg).labels
     for size in [(61, 57, 40), (23, 29, 71), tuple(s // 2 + 1 for s in lab.shape)]:
-        dense = _resized_argmax(((lab == c).astype(np.float32) for c in range(L.NUM_CLASSES)), size)
+        dense = _resized_argmax(((lab == c).astype(np.float32) for c in range(L.NUM_CLASSES)), lab.shape, size)
         np.testing.assert_array_equal(resample_labels(lab, size), dense)
+
+
+def _whole_grid_inverse(probs, geom):
+    """invert_probabilities without its box: every class resized over the whole canonical grid."""
+    pad = [(lo, n - hi) for lo, hi, n in zip(geom.crop_lo, geom.crop_hi, geom.processed_shape)]
+    channels = (np.pad(p, pad, constant_values=1.0 if c == 0 else 0.0) for c, p in enumerate(probs))
+    dense = _resized_argmax(channels, tuple(geom.processed_shape), tuple(geom.canonical_shape))
+    return from_canonical(dense, np.asarray(geom.original_affine))
+
+
+@pytest.mark.parametrize("spacing", [(0.8, 0.8, 1.5), (2.0, 3.0, 8.0)])  # upsampled back; z shrunk from 4 mm to 8
+def test_inverse_by_the_organs_box_equals_the_whole_grid(spacing):
+    """predict inverts only the box of output voxels that read an organ-winning processed voxel; on soft, noisy
+    probabilities (blurred organs plus noise: ragged borders, specks, holes) its labels equal the whole grid's
+    voxel for voxel, in RAS and LPS, for a grid inverted up and one shrunk along z, and an all-background output."""
+    rng = np.random.default_rng(0)
+    for axcodes in ("RAS", "LPS"):
+        shape = tuple(int(round(n / s)) for n, s in zip((150.0, 120.0, 160.0), spacing))
+        img, lab, affine = _six_face_phantom(shape, spacing, axcodes)
+        lab[: shape[0] // 3] = 0  # the organs leave a third of the grid to background
+        lab[:, :12], lab[:, -12:], img[:, :12], img[:, -12:] = 0, 0, -1000.0, -1000.0  # and air for the crop
+        _, processed, geom = preprocess(img, affine, SPEC, lab)
+        assert geom.crop_lo[1] > 0 and geom.crop_hi[1] < geom.processed_shape[1]
+        soft = np.stack([ndimage.gaussian_filter(c, 1.0) for c in _onehot(processed)])
+        logits = 6.0 * soft + rng.normal(0, 0.5, soft.shape).astype(np.float32)
+        probs = torch.softmax(torch.from_numpy(logits), 0).numpy()
+        winners = probs.argmax(0)
+        assert (winners != processed).any()  # specks and holes along the organs' borders: not a clean one-hot
+        rows = np.flatnonzero((winners > 0).any((1, 2)))  # and a box smaller than the grid: the organ-free third
+        assert rows[0] > 10 or rows[-1] < len(winners) - 11  # stays out of it (at one end in RAS, the other in LPS)
+        np.testing.assert_array_equal(invert_probabilities(probs, geom), _whole_grid_inverse(probs, geom))
+        background = np.eye(L.NUM_CLASSES, dtype=np.float32)[0][:, None, None, None] * np.ones_like(probs)
+        assert not invert_probabilities(background, geom).any()
 
 
 def test_labels_never_get_new_ids():
