@@ -489,14 +489,11 @@ def _inside_points(shape: _Shape, step: float = 6.0) -> np.ndarray:
     return np.stack([ax[d][idx[d]] for d in range(3)], 1)
 
 
-def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
-    """Phase 1: draw the patient, the organs' shapes and places, the phase, pathology and the scan's grid."""
-    rng = np.random.default_rng([cfg.seed, index])
-    notes: list[str] = []
+def _draw_appearance(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[str, dict[str, float]]:
+    """The contrast phase and each tissue's HU in it (the case's palette)."""
     w = np.asarray(cfg.phase_weights, float)
     phase_i = int(rng.choice(3, p=w / w.sum()))
     phase = PHASES[phase_i]
-    notes.append(phase)
     t, dose = 0.0, 0.0  # unenhanced: dose 0 leaves every tissue at its plain value
     if phase in ENHANCEMENT_TIME:
         t, dose = rng.uniform(*ENHANCEMENT_TIME[phase]), rng.uniform(*ENHANCEMENT_DOSE)
@@ -511,21 +508,12 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     hu["bone_cortical"] = rng.uniform(400, 900)
     hu["air"], hu["gas"] = -1000.0, -900.0 + rng.normal(0, 20)
     hu["lung"] = -860.0 + rng.normal(0, 25)
+    return phase, hu
 
-    pathology = PATHOLOGIES[rng.integers(len(PATHOLOGIES))] if rng.random() < cfg.pathology_fraction else None
-    fov_cut = ("superior", "inferior")[rng.integers(2)] if rng.random() < cfg.fov_cut_fraction else None
-    slab = rng.random() < cfg.slab_fraction
-    inplane_cut = rng.random() < cfg.inplane_cut_fraction
-    lps = rng.random() < cfg.lps_fraction
-    dtype = np.float32 if rng.random() < cfg.float32_fraction else np.int16
 
-    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0. The kidneys lie about
-    # equally far either side of the vertebral column (Gray's Anatomy), so the spine (x = 0) is midway between their
-    # mean places: OFFSET_MM is measured from c0, which lies at x = MIDLINE_TO_C0_MM (6.5 mm to the patient's left)
-    a = rng.uniform(145, 190)
-    b_ant = a * rng.uniform(0.62, 0.78)
-    c0 = np.array([MIDLINE_TO_C0_MM + rng.normal(0, 4), -0.2 * b_ant + rng.normal(0, 4), 0.0])
-
+def _draw_organs(rng: np.random.Generator, c0: np.ndarray, pathology: str | None) -> dict[int, _Shape]:
+    """The four organs' shapes: centres about `c0` at docs/anatomy.md's offsets, published extents and volumes,
+    the kidneys tilted and turned as in life."""
     def centre(organ: int) -> np.ndarray:
         off, sd = OFFSET_MM[organ]
         return c0 + np.asarray(off, float) + rng.normal(0, 1, 3) * np.asarray(sd, float)
@@ -553,32 +541,26 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
     for organ, shape in shapes.items():
         _fit_volume(shape, _draw_volume(rng, organ, spleen_lo_q if organ == L.SPLEEN else 0.0))
         _centre_on(shape, shape.c.copy())
-    missing = None
-    if pathology == "missing_kidney":
-        missing = (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)[rng.integers(2)]
-        notes.append(f"missing_{L.ORGANS[missing]}")
-    elif pathology:
-        notes.append(pathology)
+    return shapes
 
-    # the spine sits level with the kidneys' centres (they lie in the paravertebral gutters); behind it the
-    # posterior elements, the erector spinae and the subcutaneous fat set the depth of the back
-    kid_y = (shapes[L.KIDNEY_RIGHT].c[1] + shapes[L.KIDNEY_LEFT].c[1]) / 2
-    spine_y = kid_y + rng.uniform(-4, 8)
-    fat_sc, wall = rng.uniform(8, 35), rng.uniform(9, 16)
-    b_post = -(spine_y - 78 - rng.uniform(0, 10) - fat_sc)
-    z_rib12 = shapes[L.KIDNEY_LEFT].c[2] + rng.uniform(5, 30)
-    wobble = rng.uniform(0, 2 * np.pi, 2)
-    # the organs lie inside the wall muscle: widen the body where a drawn organ would poke through it
+
+def _widen_body(shapes: dict[int, _Shape], a: float, b_ant: float, b_post: float, wobble: np.ndarray,
+                inner: float) -> tuple[float, float]:
+    """The body's half-width and front half-depth, grown where a drawn organ would poke through the wall muscle
+    (`inner` mm inside the outline); the back stays where the spine put it."""
     pts = np.concatenate([_inside_points(s) for s in shapes.values()])
-    inner = fat_sc + 0.5 * wall  # organs may press into the wall muscle, not through it
     for _ in range(4):
         reach = _body_r(pts[:, 0], pts[:, 1], a, b_ant, b_post, wobble, inner)
         if reach.max() <= 0.99:
             break
         grow = float(reach.max()) / 0.98
         a, b_ant = (a - inner) * grow + inner, (b_ant - inner) * grow + inner
+    return a, b_ant
 
-    # field of view: z from below the kidneys' lower poles to above the liver dome, unless cut
+
+def _draw_z_range(rng: np.random.Generator, shapes: dict[int, _Shape], slab: bool, fov_cut: str | None,
+                  notes: list[str]) -> tuple[float, float]:
+    """The scan's z range: below the kidneys' lower poles to above the liver dome, unless a slab or a cut."""
     zs = [(s.c[2] - 1.1 * s.r.max(), s.c[2] + 1.1 * s.r.max()) for s in shapes.values()]
     z_lo = min(z[0] for z in zs) - rng.uniform(10, 40)
     z_hi = max(z[1] for z in zs) + rng.uniform(5, 30)
@@ -594,7 +576,13 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
         low = min(shapes[L.KIDNEY_RIGHT].c[2], shapes[L.KIDNEY_LEFT].c[2])
         z_lo = low - rng.uniform(0.0, 0.4) * shapes[L.KIDNEY_RIGHT].r[2]
         notes.append("fov_cut_inferior")
+    return z_lo, z_hi
 
+
+def _draw_grid(rng: np.random.Generator, cfg: SyntheticConfig, a: float, b_ant: float, b_post: float,
+               z_lo: float, z_hi: float, inplane_cut: bool, notes: list[str]) -> tuple[_Grid, float]:
+    """The scan's voxel grid (spacing, in-plane field of view, slices) over the body; returns it and the z of its
+    first slice (a scanner-resolution scan reaches down from z_hi, past the drawn range)."""
     sp_xy = rng.uniform(*cfg.spacing_inplane)
     sp_z = rng.uniform(*cfg.slice_thickness)
     depth = b_ant + b_post
@@ -612,10 +600,52 @@ def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
         sp_z = rng.uniform(*SCANNER_SLICE_MM)
         n_z = int(min(rng.integers(SCANNER_SLICES[0], SCANNER_SLICES[1] + 1), SCANNER_MAX_LENGTH_MM / sp_z))
         z_lo = z_hi - n_z * sp_z
-        fov = n_xy * sp_xy  # a patient wider than the field of view is cut at the image's edge, as on scanners
     spacing = np.array([sp_xy, sp_xy, sp_z])
     origin = np.array([-(n_xy - 1) / 2 * sp_xy + rng.uniform(-10, 10), y_mid - (n_xy - 1) / 2 * sp_xy, z_lo])
-    grid = _Grid(origin, spacing, (n_xy, n_xy, n_z))
+    return _Grid(origin, spacing, (n_xy, n_xy, n_z)), z_lo
+
+
+def _draw_layout(index: int, cfg: SyntheticConfig) -> _Layout:
+    """Phase 1: draw the patient, the organs' shapes and places, the phase, pathology and the scan's grid.
+
+    The draws happen in a fixed order from one generator seeded by (cfg.seed, index): a case is the same on
+    every machine, and a change to one helper's draws moves every draw after it."""
+    rng = np.random.default_rng([cfg.seed, index])
+    phase, hu = _draw_appearance(rng, cfg)
+    notes: list[str] = [phase]
+    pathology = PATHOLOGIES[rng.integers(len(PATHOLOGIES))] if rng.random() < cfg.pathology_fraction else None
+    fov_cut = ("superior", "inferior")[rng.integers(2)] if rng.random() < cfg.fov_cut_fraction else None
+    slab = rng.random() < cfg.slab_fraction
+    inplane_cut = rng.random() < cfg.inplane_cut_fraction
+    lps = rng.random() < cfg.lps_fraction
+    dtype = np.float32 if rng.random() < cfg.float32_fraction else np.int16
+
+    # patient: body half-width a (x), front half-depth b_ant (y); organ centroid mean c0. The kidneys lie about
+    # equally far either side of the vertebral column (Gray's Anatomy), so the spine (x = 0) is midway between their
+    # mean places: OFFSET_MM is measured from c0, which lies at x = MIDLINE_TO_C0_MM (6.5 mm to the patient's left)
+    a = rng.uniform(145, 190)
+    b_ant = a * rng.uniform(0.62, 0.78)
+    c0 = np.array([MIDLINE_TO_C0_MM + rng.normal(0, 4), -0.2 * b_ant + rng.normal(0, 4), 0.0])
+    shapes = _draw_organs(rng, c0, pathology)
+    missing = None
+    if pathology == "missing_kidney":
+        missing = (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)[rng.integers(2)]
+        notes.append(f"missing_{L.ORGANS[missing]}")
+    elif pathology:
+        notes.append(pathology)
+
+    # the spine sits level with the kidneys' centres (they lie in the paravertebral gutters); behind it the
+    # posterior elements, the erector spinae and the subcutaneous fat set the depth of the back
+    kid_y = (shapes[L.KIDNEY_RIGHT].c[1] + shapes[L.KIDNEY_LEFT].c[1]) / 2
+    spine_y = kid_y + rng.uniform(-4, 8)
+    fat_sc, wall = rng.uniform(8, 35), rng.uniform(9, 16)
+    b_post = -(spine_y - 78 - rng.uniform(0, 10) - fat_sc)
+    z_rib12 = shapes[L.KIDNEY_LEFT].c[2] + rng.uniform(5, 30)
+    wobble = rng.uniform(0, 2 * np.pi, 2)
+    # the organs lie inside the wall muscle: they may press into it, not through it
+    a, b_ant = _widen_body(shapes, a, b_ant, b_post, wobble, inner=fat_sc + 0.5 * wall)
+    z_lo, z_hi = _draw_z_range(rng, shapes, slab, fov_cut, notes)
+    grid, z_lo = _draw_grid(rng, cfg, a, b_ant, b_post, z_lo, z_hi, inplane_cut, notes)
     liv = shapes[L.LIVER]
     return _Layout(rng, hu, phase, notes, pathology, missing, a, b_ant, b_post, fat_sc, wall, spine_y, c0,
                    z_rib12, shapes, grid, z_lo, z_hi, inplane_cut, lps, dtype, wobble, -rng.uniform(8, 18),
