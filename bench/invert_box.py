@@ -24,17 +24,15 @@ from scipy import ndimage
 from abdoseg import paths as P
 from abdoseg.inference import load_model, mirrored_probs, sliding_window_probs
 from abdoseg.predict import keep_largest_component
-from abdoseg.preprocess import _resized_argmax, from_canonical, invert_probabilities, preprocess
+from abdoseg.preprocess import _resized_argmax, from_canonical, invert_probabilities, preprocess, uncropped_channels
 from abdoseg.real_ct import load
 from abdoseg.specs import PredictSpec
 
 
 def whole_grid(probs: np.ndarray, geom) -> np.ndarray:
     """The inversion before the box: every class resized over the whole canonical grid."""
-    pad = [(lo, n - hi) for lo, hi, n in zip(geom.crop_lo, geom.crop_hi, geom.processed_shape)]
-    channels = (np.pad(p, pad, constant_values=1.0 if c == 0 else 0.0) for c, p in enumerate(probs))
-    return from_canonical(_resized_argmax(channels, tuple(geom.processed_shape), tuple(geom.canonical_shape)),
-                          np.asarray(geom.original_affine))
+    dense = _resized_argmax(uncropped_channels(probs, geom), tuple(geom.processed_shape), tuple(geom.canonical_shape))
+    return from_canonical(dense, np.asarray(geom.original_affine))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from abdoseg import nifti
 from abdoseg.metrics import dice
 from abdoseg.intensity import foreground_stats
 from abdoseg.preprocess import (PreprocessSpec, _resized_argmax, from_canonical, invert_labels, invert_probabilities, preprocess,
-                                resample_labels, resize)
+                                resample_labels, resize, uncropped_channels)
 from abdoseg.synthetic import SyntheticConfig, generate_case
 from conftest import REPO
 
@@ -47,9 +47,7 @@ def test_label_resize_by_boxes_equals_the_dense_argmax(synth_cfg):
 
 def _whole_grid_inverse(probs, geom):
     """invert_probabilities without its box: every class resized over the whole canonical grid."""
-    pad = [(lo, n - hi) for lo, hi, n in zip(geom.crop_lo, geom.crop_hi, geom.processed_shape)]
-    channels = (np.pad(p, pad, constant_values=1.0 if c == 0 else 0.0) for c, p in enumerate(probs))
-    dense = _resized_argmax(channels, tuple(geom.processed_shape), tuple(geom.canonical_shape))
+    dense = _resized_argmax(uncropped_channels(probs, geom), tuple(geom.processed_shape), tuple(geom.canonical_shape))
     return from_canonical(dense, np.asarray(geom.original_affine))
 
 

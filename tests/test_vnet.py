@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from monai.networks.nets import VNet as MonaiVNet
@@ -59,7 +61,7 @@ def test_paper_preset_is_valid_and_is_the_paper_network():
     from conftest import REPO
 
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = copy.deepcopy(base)
     update_config(params, yaml.safe_load((REPO / "workflow" / "presets" / "vnet-paper.yaml").read_text()))
     jsonschema.validate(params, yaml.safe_load((REPO / "workflow" / "schemas" / "params.schema.yaml").read_text()))
     assert all(p % 2 ** params["model"]["depth"] == 0 for p in params["train"]["patch_size"])

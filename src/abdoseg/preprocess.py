@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import nibabel as nib
 import numpy as np
@@ -262,6 +262,13 @@ def preprocess(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
     return np.ascontiguousarray(img), None if lab is None else np.ascontiguousarray(lab), geom
 
 
+def uncropped_channels(probs: np.ndarray, geom: Geometry) -> Iterator[np.ndarray]:
+    """Each class channel of cropped probabilities padded back to the full processed grid, one at a time: outside the
+    body crop background is 1 and every organ 0."""
+    pad = [(lo, n - hi) for lo, hi, n in zip(geom.crop_lo, geom.crop_hi, geom.processed_shape)]
+    return (np.pad(p, pad, constant_values=1.0 if c == 0 else 0.0) for c, p in enumerate(probs))
+
+
 def invert_probabilities(probs: np.ndarray, geom: Geometry) -> np.ndarray:
     """Class probabilities (C, *cropped processed shape) -> a uint8 label map on the original grid.
 
@@ -278,9 +285,8 @@ def invert_probabilities(probs: np.ndarray, geom: Geometry) -> np.ndarray:
     if all(i.size for i in extent):
         box = [_support(int(i[0]) + lo, int(i[-1]) + lo, n, s) for i, lo, n, s in zip(extent, geom.crop_lo, full, size)]
         if None not in box:
-            pad = [(lo, n - hi) for lo, hi, n in zip(geom.crop_lo, geom.crop_hi, full)]
             read = tuple(b[0] for b in box)
-            channels = (np.pad(probs[c], pad, constant_values=1.0 if c == 0 else 0.0)[read] for c in range(len(probs)))
+            channels = (channel[read] for channel in uncropped_channels(probs, geom))
             labels[tuple(b[1] for b in box)] = _resized_argmax(channels, full, size, box)
     return from_canonical(labels, np.asarray(geom.original_affine))
 
