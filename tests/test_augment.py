@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from abdoseg import labels as L
-from abdoseg.augment import (AugmentSpec, _rotation, augment, bias_field, intensity_curve, label_contrast, mirror,
-                             rotation_in_mm, spatial)
+from abdoseg.augment import (AugmentSpec, _rotation, augment, bias_field, coarser, intensity_curve, label_contrast,
+                             mirror, rotation_in_mm, spatial)
 
 SPACING = (2.5, 2.5, 4.0)  # the processed grid
 ISO = (1.0, 1.0, 1.0)
@@ -145,9 +145,41 @@ def test_label_contrast_shifts_each_region_by_one_amount():
     assert len({round(float(v), 6) for v in per_label.values()}) == len(per_label)  # distinct shifts
 
 
+def test_a_coarser_scan_softens_edges_and_keeps_means_and_labels():
+    """Averaged onto voxels twice the grid's and interpolated back: a sharp step becomes a ramp over about two
+    voxels, a flat region keeps its value, the patch's mean is kept (area averaging conserves it), the labels
+    are untouched; factor 1 changes nothing."""
+    step = torch.zeros(1, 1, 32, 8, 8)
+    step[:, :, 16:] = 1.0
+    soft = coarser(step, (2.0, 2.0, 2.0))
+    profile = soft[0, 0, :, 4, 4]
+    assert torch.allclose(profile[:12], torch.zeros(12)) and torch.allclose(profile[20:], torch.ones(12))
+    assert 0.05 < float(profile[15]) < 0.5 < float(profile[16]) < 0.95  # the edge is now a ramp across it
+    assert torch.isclose(soft.mean(), step.mean(), atol=1e-3)
+    assert torch.equal(coarser(step, (1.0, 1.0, 1.0)), step)
+    img, lab = _two_kidneys()
+    spec = AugmentSpec(rotate_deg=0.0, scale=(1.0, 1.0), probability=0.0, resolution_factor=(1.5, 2.0),
+                       resolution_probability=1.0)
+    out_img, out_lab = augment(img, lab, spec, torch.Generator().manual_seed(4), SPACING)
+    assert torch.equal(out_lab, lab) and not torch.equal(out_img, img)
+
+
+def test_resolution_off_leaves_the_batches_as_they_were():
+    """With `resolution_probability` 0 no number is drawn for it, so every other transform gets the draws it had
+    before the family existed: the default training's batches did not change when it came."""
+    img, lab = _two_kidneys(b=3, n=24)
+    spec = AugmentSpec(probability=1.0, blur_sigma=(0.5, 1.0))
+    plain = augment(img, lab, spec, torch.Generator().manual_seed(5), SPACING)[0]
+    gen = torch.Generator().manual_seed(5)
+    with_off = augment(img, lab, AugmentSpec(probability=1.0, blur_sigma=(0.5, 1.0), resolution_factor=(1.5, 2.0)),
+                       gen, SPACING)[0]
+    assert torch.equal(plain, with_off)
+
+
 def _everything_on():
     return AugmentSpec(probability=1.0, mirror_axes=(0, 1), intensity_curve=0.05, bias_field=0.1, label_contrast=0.1,
-                       domain_probability=1.0, blur_sigma=(0.5, 1.0))
+                       domain_probability=1.0, blur_sigma=(0.5, 1.0), resolution_factor=(1.2, 1.8),
+                       resolution_probability=1.0)
 
 
 def test_augment_builds_every_tensor_on_its_inputs_device():

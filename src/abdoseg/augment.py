@@ -6,10 +6,13 @@ anatomy), applied to the image (trilinear) and labels (nearest) with one samplin
 axes listed in `mirror_axes` (none by default: processed arrays are all RAS+, so anatomy always has its side),
 mirroring, where a mirror of axis 0, the patient's left-right, swaps labels 2 and 3 with it.
 
-Intensity (labels untouched): scale and shift, gamma, Gaussian noise, Gaussian blur, and two kinds of domain
-randomisation after SynthSeg (Billot et al., Medical Image Analysis 2023) for a model trained on phantoms
-only: a random monotonic intensity curve (tissue contrasts change, their order does not) and a smooth additive
-field (scanner cupping, beam hardening, contrast that varies across the body).
+Intensity (labels untouched): scale and shift, gamma, Gaussian noise, Gaussian blur, a coarser scan's resolution,
+and kinds of domain randomisation after SynthSeg (Billot et al., Medical Image Analysis 2023) for a model trained
+on phantoms only: a random monotonic intensity curve (tissue contrasts change, their order does not) and a smooth
+additive field (scanner cupping, beam hardening, contrast that varies across the body). The resolution family
+is SynthSeg's too: the patch is averaged onto voxels `resolution_factor` times the grid's and interpolated back,
+as a scan reconstructed with larger voxels (or a dataset stored at 3 mm) is when it is resampled onto the grid:
+its organ edges are softer than any phantom's, and a model that never saw such edges draws the organs too small.
 
 Every tensor is built on the device of the batch and every draw comes from `gen`, which must live there too: on
 CUDA, `augment(x_cuda, y_cuda, spec, torch.Generator("cuda"), spacing)` augments where the batch already is
@@ -42,6 +45,8 @@ class AugmentSpec:
     bias_field: float = 0.0  # largest amplitude of a smooth additive field, in normalised intensity (0: off)
     label_contrast: float = 0.0  # sd of a shift drawn per label region (organs and background), normalised intensity (0: off)
     domain_probability: float = 0.0  # share of patches given the curve, the field and the label shifts
+    resolution_factor: tuple[float, float] = (1.0, 1.0)  # voxel size of the simulated scan, in grid voxels (per axis)
+    resolution_probability: float = 0.0  # share of patches seen at that coarser resolution
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentSpec":
@@ -120,6 +125,15 @@ def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return out
 
 
+def coarser(image: torch.Tensor, factors: tuple[float, float, float]) -> torch.Tensor:
+    """`image` (N, C, X, Y, Z) as a scan with voxels `factors` times larger would show it on this grid: each coarse
+    voxel the mean of the fine ones it covers (area averaging: a detector integrates, it does not point-sample),
+    then trilinear interpolation back onto the grid, as preprocessing resamples a coarse scan."""
+    size = tuple(int(n) for n in image.shape[2:])
+    small = tuple(max(2, round(n / f)) for n, f in zip(size, factors))
+    return F.interpolate(F.interpolate(image, size=small, mode="area"), size=size, mode="trilinear", align_corners=False)
+
+
 def _gamma(x: torch.Tensor, gamma: float) -> torch.Tensor:
     """Gamma on the patch's own range (nnU-Net's way), so it works for windowed [0, 1] and z-scored images alike."""
     lo, hi = x.min(), x.max()
@@ -173,6 +187,10 @@ def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator, labe
                 x = bias_field(x, spec.bias_field, gen)
             if spec.label_contrast > 0:
                 x = label_contrast(x, lab[None], spec.label_contrast, gen)
+        # before noise, whose grain is the grid's; no draw when off, so other settings keep their batches
+        if spec.resolution_probability > 0 and draw() < spec.resolution_probability:
+            in_plane = float(uniform(spec.resolution_factor))
+            x = coarser(x, (in_plane, in_plane, float(uniform(spec.resolution_factor))))
         if draw() < spec.probability:
             x = x * uniform(spec.intensity_scale) + (draw() * 2 - 1) * spec.intensity_shift
         if draw() < spec.probability:
