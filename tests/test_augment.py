@@ -146,34 +146,48 @@ def test_label_contrast_shifts_each_region_by_one_amount():
 
 
 def test_a_coarser_scan_softens_edges_and_keeps_means_and_labels():
-    """Averaged onto voxels twice the grid's and interpolated back: a sharp step becomes a ramp over about two
-    voxels, a flat region keeps its value, the patch's mean is kept (area averaging conserves it), the labels
-    are untouched; factor 1 changes nothing."""
+    """Averaged onto voxels twice the grid's and interpolated back: a step that falls inside a coarse voxel (between
+    fine voxels 14 and 15) becomes the ramp 1/8, 3/8, 5/8, 7/8 centred on the edge (point sampling would shift it
+    to 1/4, 3/4 a voxel later), flat regions keep their values, the mean is kept, and factor 1 changes nothing."""
     step = torch.zeros(1, 1, 32, 8, 8)
-    step[:, :, 16:] = 1.0
+    step[:, :, 15:] = 1.0
     soft = coarser(step, (2.0, 2.0, 2.0))
     profile = soft[0, 0, :, 4, 4]
-    assert torch.allclose(profile[:12], torch.zeros(12)) and torch.allclose(profile[20:], torch.ones(12))
-    assert 0.05 < float(profile[15]) < 0.5 < float(profile[16]) < 0.95  # the edge is now a ramp across it
+    assert torch.allclose(profile[13:17], torch.tensor([0.125, 0.375, 0.625, 0.875]), atol=1e-5)
+    assert torch.allclose(profile[:13], torch.zeros(13)) and torch.allclose(profile[17:], torch.ones(15))
     assert torch.isclose(soft.mean(), step.mean(), atol=1e-3)
     assert torch.equal(coarser(step, (1.0, 1.0, 1.0)), step)
+
+
+def test_a_coarser_scan_coarsens_only_the_axes_it_is_given():
+    """The through-plane factor (the third) softens an edge across slices and leaves an in-plane edge sharp."""
+    across_x = torch.zeros(1, 1, 16, 16, 16)
+    across_x[:, :, 7:] = 1.0
+    across_z = across_x.permute(0, 1, 4, 3, 2).contiguous()
+    assert torch.allclose(coarser(across_x, (1.0, 1.0, 2.0)), across_x, atol=1e-6)
+    assert not torch.allclose(coarser(across_z, (1.0, 1.0, 2.0)), across_z, atol=1e-2)
+
+
+def test_resolution_in_augment_changes_images_not_labels():
     img, lab = _two_kidneys()
-    spec = AugmentSpec(rotate_deg=0.0, scale=(1.0, 1.0), probability=0.0, resolution_factor=(1.5, 2.0),
-                       resolution_probability=1.0)
-    out_img, out_lab = augment(img, lab, spec, torch.Generator().manual_seed(4), SPACING)
-    assert torch.equal(out_lab, lab) and not torch.equal(out_img, img)
+    spec = dict(rotate_deg=0.0, scale=(1.0, 1.0), probability=0.0, resolution_factor=(1.5, 2.0))
+    on_img, on_lab = augment(img, lab, AugmentSpec(**spec, resolution_probability=1.0), torch.Generator().manual_seed(4),
+                             SPACING)
+    off_img, off_lab = augment(img, lab, AugmentSpec(**spec), torch.Generator().manual_seed(4), SPACING)
+    assert torch.equal(on_lab, off_lab)
+    assert (on_img - off_img).abs().max() > 0.1  # the kidneys' edges are now ramps
 
 
-def test_resolution_off_leaves_the_batches_as_they_were():
-    """With `resolution_probability` 0 no number is drawn for it, so every other transform gets the draws it had
-    before the family existed: the default training's batches did not change when it came."""
+def test_resolution_off_draws_no_number():
+    """Off (probability 0), the family draws nothing, so the default's batches are those it had before the family
+    came. On at a probability too small ever to apply it, it draws its gate's number, and every later draw (scale,
+    gamma, blur, noise) moves: the two batches differ. Were the gate drawn when off, they would be equal."""
     img, lab = _two_kidneys(b=3, n=24)
-    spec = AugmentSpec(probability=1.0, blur_sigma=(0.5, 1.0))
-    plain = augment(img, lab, spec, torch.Generator().manual_seed(5), SPACING)[0]
-    gen = torch.Generator().manual_seed(5)
-    with_off = augment(img, lab, AugmentSpec(probability=1.0, blur_sigma=(0.5, 1.0), resolution_factor=(1.5, 2.0)),
-                       gen, SPACING)[0]
-    assert torch.equal(plain, with_off)
+    spec = dict(probability=1.0, blur_sigma=(0.5, 1.0), resolution_factor=(1.5, 2.0))
+    off = augment(img, lab, AugmentSpec(**spec), torch.Generator().manual_seed(5), SPACING)[0]
+    gated = augment(img, lab, AugmentSpec(**spec, resolution_probability=1e-12), torch.Generator().manual_seed(5),
+                    SPACING)[0]
+    assert not torch.allclose(off, gated, atol=1e-3)
 
 
 def _everything_on():

@@ -7,12 +7,14 @@ axes listed in `mirror_axes` (none by default: processed arrays are all RAS+, so
 mirroring, where a mirror of axis 0, the patient's left-right, swaps labels 2 and 3 with it.
 
 Intensity (labels untouched): scale and shift, gamma, Gaussian noise, Gaussian blur, a coarser scan's resolution,
-and kinds of domain randomisation after SynthSeg (Billot et al., Medical Image Analysis 2023) for a model trained
-on phantoms only: a random monotonic intensity curve (tissue contrasts change, their order does not) and a smooth
-additive field (scanner cupping, beam hardening, contrast that varies across the body). The resolution family
-is SynthSeg's too: the patch is averaged onto voxels `resolution_factor` times the grid's and interpolated back,
-as a scan reconstructed with larger voxels (or a dataset stored at 3 mm) is when it is resampled onto the grid:
-its organ edges are softer than any phantom's, and a model that never saw such edges draws the organs too small.
+and three kinds of domain randomisation after SynthSeg (Billot et al., Medical Image Analysis 2023) for a model
+trained on phantoms only: a random monotonic intensity curve (tissue contrasts change, their order does not), a
+smooth additive field (scanner cupping, beam hardening, contrast that varies across the body) and a shift per label
+region. The resolution family is SynthSeg's too: the patch is averaged onto voxels a drawn factor times the grid's
+(one factor in plane, one through plane) and interpolated back, as a scan reconstructed with larger voxels (or a
+dataset stored at 3 mm) is when it is resampled onto the grid, so its organ edges are softer than a phantom's. On the
+bundled real CT (3 mm) the default model draws the kidneys too small and smaller still when the scan is blurred
+(bench/real_ct_probe.py; docs/benchmarks.md, "Real-CT transfer").
 
 Every tensor is built on the device of the batch and every draw comes from `gen`, which must live there too: on
 CUDA, `augment(x_cuda, y_cuda, spec, torch.Generator("cuda"), spacing)` augments where the batch already is
@@ -45,7 +47,8 @@ class AugmentSpec:
     bias_field: float = 0.0  # largest amplitude of a smooth additive field, in normalised intensity (0: off)
     label_contrast: float = 0.0  # sd of a shift drawn per label region (organs and background), normalised intensity (0: off)
     domain_probability: float = 0.0  # share of patches given the curve, the field and the label shifts
-    resolution_factor: tuple[float, float] = (1.0, 1.0)  # voxel size of the simulated scan, in grid voxels (per axis)
+    resolution_factor: tuple[float, float] = (1.0, 1.0)  # (low, high): coarse voxel size in grid voxels, drawn once in
+    # plane and once through plane
     resolution_probability: float = 0.0  # share of patches seen at that coarser resolution
 
     @classmethod
@@ -126,9 +129,10 @@ def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def coarser(image: torch.Tensor, factors: tuple[float, float, float]) -> torch.Tensor:
-    """`image` (N, C, X, Y, Z) as a scan with voxels `factors` times larger would show it on this grid: each coarse
-    voxel the mean of the fine ones it covers (area averaging: a detector integrates, it does not point-sample),
-    then trilinear interpolation back onto the grid, as preprocessing resamples a coarse scan."""
+    """`image` (N, C, X, Y, Z) as a scan with voxels `factors` (per axis) times larger would show it on this grid:
+    each coarse voxel the mean of the fine voxels in its window (area averaging: a detector integrates, it does not
+    point-sample; the coarse size is rounded to whole voxels), then trilinear interpolation back onto the grid, as
+    preprocessing resamples a coarse scan."""
     size = tuple(int(n) for n in image.shape[2:])
     small = tuple(max(2, round(n / f)) for n, f in zip(size, factors))
     return F.interpolate(F.interpolate(image, size=small, mode="area"), size=size, mode="trilinear", align_corners=False)
@@ -168,8 +172,9 @@ def label_contrast(x: torch.Tensor, labels: torch.Tensor, sd: float, gen: torch.
 
 
 def intensity(image: torch.Tensor, spec: AugmentSpec, gen: torch.Generator, labels: torch.Tensor) -> torch.Tensor:
-    """Domain randomisation (curve, field and label shifts) with `spec.domain_probability`; then scale and shift,
-    gamma, blur and noise, each applied per sample with `spec.probability`. `labels` (B, X, Y, Z) are only read."""
+    """Domain randomisation (curve, field and label shifts) with `spec.domain_probability`; a coarser resolution
+    with `spec.resolution_probability`; then scale and shift, gamma, blur and noise, each applied per sample with
+    `spec.probability`. `labels` (B, X, Y, Z) are only read."""
     out, dev = [], image.device
 
     def draw() -> torch.Tensor:
