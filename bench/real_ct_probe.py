@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from real_ct_seeds import segment_real_ct
 from scipy import ndimage
 
 from abdoseg import labels as L
 from abdoseg import paths as P
 from abdoseg import real_ct
 from abdoseg.inference import load_model
-from abdoseg.predict import predict_array
 from abdoseg.specs import PredictSpec
 
 
@@ -49,10 +49,9 @@ def main() -> None:
     print("|---|---|---|---|")
     reference = " / ".join(str(int((scan.labels == oid).sum())) for oid in L.ORGANS)
     for name, image in altered_copies(scan.image.astype(np.float32)).items():
-        labels = predict_array(image, scan.affine, model, torch.device("cpu"), spec)
-        result = real_ct.score(labels, scan, tolerance_mm=2.0)
+        labels, dice_of = segment_real_ct(model, scan, image, spec)
         voxels = " / ".join(str(int((labels == oid).sum())) for oid in L.ORGANS)
-        dice = " / ".join(f"{result[n]['dice']:.3f}" for n in names)
+        dice = " / ".join(f"{dice_of[n]:.3f}" for n in names)
         print(f"| {name} | {dice} | {voxels} | {reference} |", flush=True)
 
 

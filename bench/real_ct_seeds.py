@@ -25,7 +25,7 @@ import yaml
 from abdoseg import labels as L
 from abdoseg import paths as P
 from abdoseg import real_ct, train
-from abdoseg.inference import load_model
+from abdoseg.inference import Model, load_model
 from abdoseg.predict import predict_array
 from abdoseg.specs import PredictSpec
 from abdoseg.split import read_split
@@ -45,13 +45,19 @@ def with_overrides(params: dict, overrides: list[str]) -> dict:
     return params
 
 
+def segment_real_ct(model: Model, scan: real_ct.RealCT, image: np.ndarray,
+                    spec: PredictSpec) -> tuple[np.ndarray, dict[str, float]]:
+    """The model's labels for `image` (the bundled scan's, or an altered copy on its grid) and their Dice per organ
+    against the scan's reference, on the CPU."""
+    labels = predict_array(image, scan.affine, model, torch.device("cpu"), spec)
+    result = real_ct.score(labels, scan, tolerance_mm=2.0)
+    return labels, {name: result[name]["dice"] for name in L.ORGANS.values()}
+
+
 def score_real_ct(model_path: Path, spec: PredictSpec) -> dict[str, float]:
     """Dice per organ of the model on the bundled real CT."""
     scan = real_ct.load()
-    model = load_model(model_path, torch.device("cpu"))
-    labels = predict_array(scan.image.astype(np.float32), scan.affine, model, torch.device("cpu"), spec)
-    result = real_ct.score(labels, scan, tolerance_mm=2.0)
-    return {name: result[name]["dice"] for name in L.ORGANS.values()}
+    return segment_real_ct(load_model(model_path, torch.device("cpu")), scan, scan.image.astype(np.float32), spec)[1]
 
 
 def main() -> None:
