@@ -220,6 +220,27 @@ def test_kidney_hilum_faces_anteromedially(cases):
     assert checked >= 4
 
 
+def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(cases, synth_cfg):
+    """Only 28-31% of the renal sinus is fat (Zhang et al., Front Endocrinol 2023); the rest is calyces and the
+    branches of the renal vessels. Every phantom sinus was a uniform fat ring round the pelvis (73-98% of its voxels
+    under -20 HU in cases 0-9), a cue no real kidney gives; the network learnt to draw kidneys out from it, and drew
+    phantoms with a small sinus too small. Checked on the unflipped grid, outside the pelvis."""
+    checked = 0
+    for i, case in enumerate(cases):
+        lay = _draw_layout(i, synth_cfg)
+        img, lab = (case.image[::-1, ::-1], case.labels[::-1, ::-1]) if "stored_LPS" in case.notes else (case.image, case.labels)
+        x, y, z = lay.grid.coords(tuple(slice(0, n) for n in lay.grid.shape))
+        for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
+            sinus = np.broadcast_to(lay.shapes[o].sinus(x, y, z), lab.shape)
+            m = (lab == o) & (sinus < 1) & (sinus >= 0.55)
+            if m.sum() < 30:
+                continue
+            dark = float((img[m] < -20).mean())
+            assert 0.03 < dark < 0.55, (L.ORGANS[o], round(dark, 2), case.notes)
+            checked += 1
+    assert checked >= 10
+
+
 def _rib_in_kidney_outline(img: np.ndarray, lab: np.ndarray, aff: np.ndarray, organ: int) -> int:
     """Bone-bright voxels (> 300 HU: cortical bone is drawn at 400-900) inside a kidney's outline on its own slices
     (the in-plane closing of its mask), more than 50 mm from the midline: beyond the transverse processes' tips (12 +
