@@ -18,7 +18,6 @@ from abdoseg import real_ct  # noqa: E402
 from abdoseg.synthetic import SyntheticConfig, case_name, generate_case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = real_ct.FOLDER  # the real CT bundled with the package, read for this figure only (never by the generator)
 PICKS = (5, 13, 4)  # non-contrast, arterial, portal-venous with a narrow in-plane field (all whole abdomens)
 
 
@@ -48,13 +47,8 @@ def main(out: str = str(REPO / "docs" / "synthetic_vs_real.png")) -> None:
     for col, i in enumerate(PICKS):
         c = generate_case(i, cfg)
         panel(axes[:, col], *canonical(c.image, c.labels, c.affine), f"{case_name(i)}\n{', '.join(c.notes)}")
-    if REAL.exists():
-        img, seg = nib.load(str(REAL / "example_ct_sm.nii.gz")), nib.load(str(REAL / "example_seg.nii.gz"))
-        raw = np.asarray(seg.dataobj)
-        lab = np.zeros(raw.shape, np.uint8)
-        for src, dst in {5: 1, 2: 2, 3: 3, 1: 4}.items():
-            lab[raw == src] = dst
-        panel(axes[:, -1], *canonical(np.asarray(img.dataobj), lab, img.affine), "real CT (fixture)\nTotalSegmentator example")
+    scan = real_ct.load()  # its labels through the package's one TotalSegmentator class map
+    panel(axes[:, -1], *canonical(scan.image, scan.labels, scan.affine), "real CT (bundled)\nTotalSegmentator example")
     fig.suptitle("axial (top) and coronal (bottom) through the kidneys; window -160..240 HU; patient's right on the left", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=80)
