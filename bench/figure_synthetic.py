@@ -1,5 +1,5 @@
 """docs/synthetic_vs_real.png: axial and coronal mid-slices (window -160..240 HU) of three synthetic cases beside
-the real CT fixture, so that a reader can judge the likeness. `python bench/figure_synthetic.py`."""
+the real CT bundled with the package, so that a reader can judge the likeness. `python bench/figure_synthetic.py`."""
 
 from __future__ import annotations
 

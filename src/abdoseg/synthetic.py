@@ -975,15 +975,18 @@ def _paint_distractors(cv: _Canvas, lay: _Layout) -> None:
 
 # The renal sinus is not a pool of fat: its fat wraps the calyces and the branches of the renal artery and vein.
 # Measured as a compartment (Zhang et al., Front Endocrinol 2023, 126 adults, MRI fat fraction maps), it holds
-# 21-32 mL per kidney (about a sixth of the kidney: the phantom's sinus_size draws 7-28%, mean 15%) of which only
-# 28-31% (sd 6-7) is fat. So each kidney draws a fat fraction in this range and its sinus is fat lobules between
-# soft-tissue strands (blood's HU), not the uniform dark ring round the pelvis that every phantom kidney had.
+# 21-32 mL per kidney (about a sixth of the kidney; the phantom's sinus ellipsoid is 7-28% of the kidney's, mean 15%)
+# of which only 28-31% (sd 6-7) is fat. So each kidney draws a fat share of its sinus outside the pelvis in this
+# range (12-37% of the whole sinus, the pelvis included) and its sinus is fat lobules between soft-tissue strands,
+# not the uniform dark ring round the pelvis that every phantom kidney had. Simplifications: the strands take the
+# renal vein's HU in every phase (the calyces' urine does not enhance so), and the lobules are correlated over the
+# same number of voxels on every axis, so they are about 5 mm across in plane and 1-3 times that through the slices.
 SINUS_FAT_FRACTION = (0.15, 0.45)
 
 
 def _paint_sinus(cv: _Canvas, k: _Kidney, organ: int) -> None:
-    """The kidney's renal sinus: fat lobules (`sinus_fat`) about 5 mm across, taking a drawn share of it, among
-    vessels and calyces at the renal vein's HU."""
+    """The kidney's renal sinus: fat lobules (`sinus_fat`), about 5 mm across in plane, on a drawn share of it,
+    among vessels and calyces at the renal vein's HU."""
     res = cv.paint(k.sinus, *k.bounds(), "sinus_fat", within=organ)
     if res is None or not res[1].any():
         return
@@ -992,7 +995,6 @@ def _paint_sinus(cv: _Canvas, k: _Kidney, organ: int) -> None:
     lobules = _smooth_noise(cv.lay.rng, inside.shape, 5.0 / float(cv.grid.spacing[0]))
     strands = inside & (lobules > np.quantile(lobules[inside], fat_fraction))
     cv.vol[sl][strands] = cv.hu["renal_vein"]
-
 
 
 def _paint_organs(cv: _Canvas, lay: _Layout) -> None:
