@@ -28,9 +28,9 @@ from abdoseg.specs import PredictSpec
 KIDNEYS = (L.KIDNEY_RIGHT, L.KIDNEY_LEFT)
 
 
-def non_contrast_config() -> synthetic.SyntheticConfig:
-    """params.yaml's phantom, unenhanced (where the sinus is the kidney's only inner contrast), whole abdomens only."""
-    params = yaml.safe_load(Path("params.yaml").read_text())["data"]["synthetic"]
+def non_contrast_config(params: dict) -> synthetic.SyntheticConfig:
+    """The phantom of params.yaml's `data.synthetic`, unenhanced (where the sinus is the kidney's only inner
+    contrast), whole abdomens only."""
     return synthetic.SyntheticConfig.from_params({**params, "phase_weights": [1, 0, 0], "slab_fraction": 0.0,
                                                   "fov_cut_fraction": 0.0, "pathology_fraction": 0.0})
 
@@ -59,8 +59,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     device = torch.device("cpu")
-    model, cfg = load_model(args.model, device), non_contrast_config()
-    spec = PredictSpec.from_params(yaml.safe_load(Path("params.yaml").read_text())["predict"])
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    model, cfg = load_model(args.model, device), non_contrast_config(params["data"]["synthetic"])
+    spec = PredictSpec.from_params(params["predict"])
     print(f"| case | kidney | Dice as drawn / sinus x {args.shrink} | predicted/reference volume as drawn / sinus x {args.shrink} |")
     print("|---|---|---|---|")
     for index in args.cases:

@@ -224,11 +224,12 @@ def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(cases, synth_cfg):
     """Only 28-31% of the renal sinus is fat (Zhang et al., Front Endocrinol 2023); the rest is calyces and the
     branches of the renal vessels. Every phantom sinus was a uniform fat ring round the pelvis (73-98% of its voxels
     under -20 HU in cases 0-9), a cue no real kidney gives; the network learnt to draw kidneys out from it, and drew
-    phantoms with a small sinus too small. Checked on the unflipped grid, outside the pelvis."""
+    phantoms with a small sinus too small. Checked on the generator's grid, outside the pelvis."""
     checked = 0
     for i, case in enumerate(cases):
         lay = _draw_layout(i, synth_cfg)
-        img, lab = (case.image[::-1, ::-1], case.labels[::-1, ::-1]) if "stored_LPS" in case.notes else (case.image, case.labels)
+        img, _, _ = to_canonical(case.image, case.affine)  # the generator's own grid is RAS: this undoes LPS storage
+        lab, _, _ = to_canonical(case.labels, case.affine)
         x, y, z = lay.grid.coords(tuple(slice(0, n) for n in lay.grid.shape))
         for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
             sinus = np.broadcast_to(lay.shapes[o].sinus(x, y, z), lab.shape)

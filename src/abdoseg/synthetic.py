@@ -984,10 +984,10 @@ def _paint_distractors(cv: _Canvas, lay: _Layout) -> None:
 SINUS_FAT_FRACTION = (0.15, 0.45)
 
 
-def _paint_sinus(cv: _Canvas, k: _Kidney, organ: int) -> None:
-    """The kidney's renal sinus: fat lobules (`sinus_fat`), about 5 mm across in plane, on a drawn share of it,
-    among vessels and calyces at the renal vein's HU."""
-    res = cv.paint(k.sinus, *k.bounds(), "sinus_fat", within=organ)
+def _paint_sinus(cv: _Canvas, k: _Kidney, organ: int, lo: np.ndarray, hi: np.ndarray) -> None:
+    """The kidney's renal sinus, inside the kidney's box `lo`-`hi`: fat lobules (`sinus_fat`), about 5 mm across in
+    plane, on a drawn share of it, among vessels and calyces at the renal vein's HU."""
+    res = cv.paint(k.sinus, lo, hi, "sinus_fat", within=organ)
     if res is None or not res[1].any():
         return
     sl, inside = res
@@ -1036,7 +1036,7 @@ def _paint_organs(cv: _Canvas, lay: _Layout) -> None:
         lo, hi = k.bounds()
         hit = cv.paint(k.value, lo, hi, "kidney_cortex", organ)
         cv.paint(k.pyramids, lo, hi, "kidney_medulla", within=organ)
-        _paint_sinus(cv, k, organ)
+        _paint_sinus(cv, k, organ, lo, hi)
         cv.paint(k.sinus, lo, hi, "renal_pelvis", within=organ, thresh=0.55)
         h = k.hilum()
         s = -k.medial  # +1 on the right
