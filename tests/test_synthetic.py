@@ -242,28 +242,27 @@ def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(cases, synth_cfg):
     assert checked >= 10
 
 
-def test_liver_and_spleen_stay_outside_gerotas_fascia(cases, synth_cfg):
-    """The kidney lies in its fat inside Gerota's fascia, behind the peritoneum; the spleen and the liver meet it across
-    fascia and fat (Gray's Anatomy), never voxel to voxel. Painted over the fat, they took 6-41% of the thinnest fat
-    shell a kidney can have (1.08 of its radii) in 8 of cases 0-9. They also keep their drawn volume when hollowed."""
+def test_spleen_stays_outside_gerotas_fascia(cases, synth_cfg):
+    """The kidney lies in its fat inside Gerota's fascia, behind the peritoneum; the spleen meets it across fascia and
+    fat (Gray's Anatomy), not voxel to voxel. Painted over the fat, it took 4-19% of the thinnest fat shell a left
+    kidney can have (1.08 of its radii) in cases 0-9, 6% or more in nine of them. Hollowed there, it keeps its drawn
+    volume (the old spleen kept 87-95% of it in the uncut cases)."""
     checked = 0
     for i, case in enumerate(cases):
         lay = _draw_layout(i, synth_cfg)
         lab, aff, _ = to_canonical(case.labels, case.affine)  # the generator's own grid is RAS: this undoes LPS storage
         x, y, z = lay.grid.coords(tuple(slice(0, n) for n in lay.grid.shape))
-        for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
-            if (lab == o).sum() < 200:
-                continue
-            v = np.broadcast_to(lay.shapes[o].value(x, y, z), lab.shape)
-            shell = (v >= 1) & (v < 1.08) & (lab != o)
-            taken = float(np.isin(lab[shell], (L.LIVER, L.SPLEEN)).mean())
-            assert taken <= 0.05, (L.ORGANS[o], round(taken, 3), case.notes)
+        if (lab == L.KIDNEY_LEFT).sum() >= 200:
+            v = np.broadcast_to(lay.shapes[L.KIDNEY_LEFT].value(x, y, z), lab.shape)
+            shell = (v >= 1) & (v < 1.08) & (lab != L.KIDNEY_LEFT)
+            taken = float((lab[shell] == L.SPLEEN).mean())
+            assert taken <= 0.05, (round(taken, 3), case.notes)
             checked += 1
         if not _cut(case):
             ml = float(np.prod(nifti.spacing(aff))) / 1000
             drawn = _organ_volume_ml(lay.shapes[L.SPLEEN])
             assert (lab == L.SPLEEN).sum() * ml >= 0.9 * drawn, (round((lab == L.SPLEEN).sum() * ml), round(drawn), case.notes)
-    assert checked >= 10
+    assert checked >= 6
 
 
 def _rib_in_kidney_outline(img: np.ndarray, lab: np.ndarray, aff: np.ndarray, organ: int) -> int:
