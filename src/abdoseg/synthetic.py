@@ -669,9 +669,13 @@ class _Canvas:
         self.lo = lay.grid.origin - 1
         self.hi = lay.grid.origin + lay.grid.spacing * (np.array(lay.grid.shape) - 1) + 1
 
+    def box(self, lo, hi) -> tuple[slice, ...] | None:
+        """Index slices of the world box [lo, hi] clipped to the canvas; None when it misses it."""
+        return self.grid.box(np.maximum(np.asarray(lo, float), self.lo), np.minimum(np.asarray(hi, float), self.hi))
+
     def paint(self, value_fn, lo, hi, tissue: str | float, label: int | None = None, within: int | None = None,
               thresh: float = 1.0, where=None) -> tuple[tuple[slice, ...], np.ndarray] | None:
-        sl = self.grid.box(np.maximum(np.asarray(lo, float), self.lo), np.minimum(np.asarray(hi, float), self.hi))
+        sl = self.box(lo, hi)
         if sl is None:
             return None
         x, y, z = self.grid.coords(sl)
@@ -1017,8 +1021,7 @@ def _paint_outside_perirenal(cv: _Canvas, shape: _Shape, tissue: str, label: int
     trainings (docs/benchmarks.md, "Real-CT transfer", Thirteenth session), so they are still painted over it."""
     target = None
     for _ in range(4):
-        lo, hi = shape.bounds()
-        sl = cv.grid.box(np.maximum(lo, cv.lo), np.minimum(hi, cv.hi))
+        sl = cv.box(*shape.bounds())
         if sl is None:
             return
         inside = shape.value(*cv.grid.coords(sl)) < 1
