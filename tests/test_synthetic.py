@@ -237,7 +237,9 @@ def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(cases, synth_cfg):
             if m.sum() < 30:
                 continue
             dark = float((img[m] < -20).mean())
-            assert 0.03 < dark < 0.55, (L.ORGANS[o], round(dark, 2), case.notes)
+            # some fat, never a pool of it; the lower bound allows for a soft PSF, which blurs the 5 mm lobules into
+            # the strands round them (0.027 in one kidney of cases 0-9)
+            assert 0.02 < dark < 0.55, (L.ORGANS[o], round(dark, 2), case.notes)
             checked += 1
     assert checked >= 10
 
@@ -295,6 +297,37 @@ def test_ribs_pass_behind_the_kidneys(cases):
 
 def _eroded(mask):
     return ndimage.binary_erosion(mask, iterations=2)
+
+
+def _air_to_body_edge(image: np.ndarray) -> float:
+    """Median 10-90% rise (voxels) from air (-1000 HU) to fat (-100) across the body's outline, along the rows
+    through the middle of its mid slice, on both sides: the in-plane blur's width."""
+    sl = image[:, :, image.shape[2] // 2].astype(float)
+    rows = np.flatnonzero((sl > -500).any(0))
+    mid = (rows[0] + rows[-1]) // 2
+    widths = []
+    for y in range(mid - 3, mid + 4):
+        for prof in (sl[:, y], sl[::-1, y]):
+            i = int(np.argmax(prof > -500))
+            seg = prof[max(i - 6, 0): i + 6]
+
+            def cross(level: float) -> float:
+                k = int(np.argmax(seg > level))
+                return k - 1 + (level - seg[k - 1]) / (seg[k] - seg[k - 1])
+            widths.append(cross(-190.0) - cross(-910.0))
+    return float(np.median(widths))
+
+
+def test_in_plane_blur_varies_from_scan_to_scan(cases):
+    """Reconstruction kernels and storage grids make some scans sharp and some soft (the bundled real CT is kept at
+    3 mm). Every phantom had the same sharp edge (10-90% rise 1.41-1.52 voxels in cases 0-9), and the network read
+    edges sharper than real scans': blurring the real CT cost its kidneys up to 0.11 Dice. Measured across the
+    body's outline, where the step is known; cases whose field of view cuts the body are left out (the
+    reconstruction circle's edge is not blurred)."""
+    widths = [_air_to_body_edge(to_canonical(c.image, c.affine)[0]) for c in cases if "fov_cut_inplane" not in c.notes]
+    assert len(widths) >= 5
+    assert min(widths) > 1.2 and max(widths) < 3.2, widths  # sigma 0.6-1.1 voxels: 1.54-2.82
+    assert max(widths) - min(widths) > 0.6 and max(widths) > 2.0, widths
 
 
 def test_configured_variety_occurs():

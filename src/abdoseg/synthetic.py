@@ -1094,7 +1094,7 @@ def _paint_organs(cv: _Canvas, lay: _Layout) -> None:
 
 def _scanner(cv: _Canvas, lay: _Layout, cfg: SyntheticConfig) -> np.ndarray:
     """What a scanner adds: tissue texture, beam-hardening streaks fanning from the spine, partial-volume blur
-    (in-plane and along the slice), noise correlated over a voxel or two (reconstruction kernels), and, when
+    (in plane, of a width drawn per case, and along the slice), noise correlated over a voxel or two (reconstruction kernels), and, when
     the field of view is narrower than the patient, the reconstruction circle's edge. Returns HU, float32."""
     rng, g = lay.rng, lay.grid
     vol = cv.vol
@@ -1107,7 +1107,12 @@ def _scanner(cv: _Canvas, lay: _Layout, cfg: SyntheticConfig) -> np.ndarray:
     amp = rng.uniform(0, 25)
     streak = amp * np.cos(rng.integers(6, 14) * theta + rng.uniform(0, 2 * np.pi)) * np.exp(-r / 70) * (r > 25)
     vol += np.where(tissue, streak.astype(np.float32), 0)
-    sigma = (0.6, 0.6, 0.4 * 3.0 / g.spacing[2])
+    # the in-plane point-spread function differs from scan to scan: sharp to soft reconstruction kernels, and scans
+    # stored on a grid coarser than they were reconstructed on (the bundled real CT is kept at 3 mm); sigma 0.6-1.1
+    # voxels here, a 10-90% edge of 1.5-2.8 voxels (2.6-7 mm). A single sharp PSF taught edges sharper than real
+    # scans': blurring the real CT cost the kidneys up to 0.11 Dice (docs/benchmarks.md, Fourteenth session)
+    soft = rng.uniform(0.6, 1.1)
+    sigma = (soft, soft, 0.4 * 3.0 / g.spacing[2])
     vol = ndimage.gaussian_filter(vol, sigma, mode="nearest", truncate=3.0)
     white = rng.normal(0, 1, g.shape).astype(np.float32)
     s = rng.uniform(0.0, 0.8)
