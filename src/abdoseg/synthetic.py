@@ -1094,8 +1094,9 @@ def _paint_organs(cv: _Canvas, lay: _Layout) -> None:
 
 def _scanner(cv: _Canvas, lay: _Layout, cfg: SyntheticConfig) -> np.ndarray:
     """What a scanner adds: tissue texture, beam-hardening streaks fanning from the spine, partial-volume blur
-    (in plane, of a width drawn per case, and along the slice), noise correlated over a voxel or two (reconstruction kernels), and, when
-    the field of view is narrower than the patient, the reconstruction circle's edge. Returns HU, float32."""
+    (in plane, of a width drawn per case, and along the slice), noise correlated over a voxel or two (reconstruction
+    kernels), and, when the field of view is narrower than the patient, the reconstruction circle's edge. Returns HU,
+    float32."""
     rng, g = lay.rng, lay.grid
     vol = cv.vol
     tissue = (vol > -300) & (vol < 300)
