@@ -9,7 +9,8 @@ from abdoseg import ingest, nifti
 from abdoseg import labels as L
 from abdoseg.preprocess import to_canonical
 from abdoseg.synthetic import (ENHANCEMENT_DOSE, ENHANCEMENT_TIME, EXTENT_MM, OFFSET_MM, PHASES, VOLUME_ML,
-                               SyntheticConfig, _draw_layout, _organ_volume_ml, enhanced_hu, generate_case)
+                               SyntheticConfig, _Canvas, _draw_layout, _organ_volume_ml, _paint_body_wall,
+                               _paint_distractors, _paint_organs, enhanced_hu, generate_case)
 
 N = 10
 
@@ -220,26 +221,28 @@ def test_kidney_hilum_faces_anteromedially(cases):
     assert checked >= 4
 
 
-def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(cases, synth_cfg):
+def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(synth_cfg):
     """Only 28-31% of the renal sinus is fat (Zhang et al., Front Endocrinol 2023); the rest is calyces and the
     branches of the renal vessels. Every phantom sinus was a uniform fat ring round the pelvis (73-98% of its voxels
     under -20 HU in cases 0-9), a cue no real kidney gives; the network learnt to draw kidneys out from it, and drew
-    phantoms with a small sinus too small. Checked on the generator's grid, outside the pelvis."""
+    phantoms with a small sinus too small. Checked on the painted anatomy (the generator's grid, before the scanner's
+    blur, which a soft PSF spreads over the 5 mm lobules: 0.006 of one sinus under -20 HU after it), outside the
+    pelvis: 0.16-0.41 in cases 0-9."""
     checked = 0
-    for i, case in enumerate(cases):
+    for i in range(N):
         lay = _draw_layout(i, synth_cfg)
-        img, _, _ = to_canonical(case.image, case.affine)  # the generator's own grid is RAS: this undoes LPS storage
-        lab, _, _ = to_canonical(case.labels, case.affine)
+        cv = _Canvas(lay)
+        _paint_body_wall(cv, lay)
+        _paint_distractors(cv, lay)
+        _paint_organs(cv, lay)
         x, y, z = lay.grid.coords(tuple(slice(0, n) for n in lay.grid.shape))
         for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
-            sinus = np.broadcast_to(lay.shapes[o].sinus(x, y, z), lab.shape)
-            m = (lab == o) & (sinus < 1) & (sinus >= 0.55)
+            sinus = np.broadcast_to(lay.shapes[o].sinus(x, y, z), cv.lab.shape)
+            m = (cv.lab == o) & (sinus < 1) & (sinus >= 0.55)
             if m.sum() < 30:
                 continue
-            dark = float((img[m] < -20).mean())
-            # some fat, never a pool of it; the lower bound allows for a soft PSF, which blurs the 5 mm lobules into
-            # the strands round them (0.027 in one kidney of cases 0-9)
-            assert 0.02 < dark < 0.55, (L.ORGANS[o], round(dark, 2), case.notes)
+            dark = float((cv.vol[m] < -20).mean())
+            assert 0.1 < dark < 0.55, (L.ORGANS[o], round(dark, 2), lay.notes)  # some fat, never a pool of it
             checked += 1
     assert checked >= 10
 
@@ -320,14 +323,14 @@ def _air_to_body_edge(image: np.ndarray) -> float:
 
 def test_in_plane_blur_varies_from_scan_to_scan(cases):
     """Reconstruction kernels and storage grids make some scans sharp and some soft (the bundled real CT is kept at
-    3 mm). Every phantom had the same sharp edge (10-90% rise 1.41-1.52 voxels in cases 0-9), and the network read
-    edges sharper than real scans': blurring the real CT cost its kidneys up to 0.11 Dice. Measured across the
-    body's outline, where the step is known; cases whose field of view cuts the body are left out (the
-    reconstruction circle's edge is not blurred)."""
+    3 mm). Every phantom had the same sharp edge (10-90% rise 1.41-1.52 voxels in cases 0-9; 1.5-2.65 with sigma
+    0.6-1.1; 1.6-3.89 now), and the network read edges sharper than real scans': blurring the real CT cost its
+    kidneys up to 0.11 Dice. Measured across the body's outline, where the step is known; cases whose field of view
+    cuts the body are left out (the reconstruction circle's edge is not blurred)."""
     widths = [_air_to_body_edge(to_canonical(c.image, c.affine)[0]) for c in cases if "fov_cut_inplane" not in c.notes]
     assert len(widths) >= 5
-    assert min(widths) > 1.2 and max(widths) < 3.2, widths  # sigma 0.6-1.1 voxels: 1.54-2.82
-    assert max(widths) - min(widths) > 0.6 and max(widths) > 2.0, widths
+    assert min(widths) > 1.2 and max(widths) < 4.5, widths  # sigma 0.6-1.6 voxels: 1.54-4.1
+    assert max(widths) - min(widths) > 1.0 and max(widths) > 3.0, widths
 
 
 def test_configured_variety_occurs():

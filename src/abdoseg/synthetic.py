@@ -1109,10 +1109,11 @@ def _scanner(cv: _Canvas, lay: _Layout, cfg: SyntheticConfig) -> np.ndarray:
     streak = amp * np.cos(rng.integers(6, 14) * theta + rng.uniform(0, 2 * np.pi)) * np.exp(-r / 70) * (r > 25)
     vol += np.where(tissue, streak.astype(np.float32), 0)
     # the in-plane point-spread function differs from scan to scan: sharp to soft reconstruction kernels, and scans
-    # stored on a grid coarser than they were reconstructed on (the bundled real CT is kept at 3 mm); sigma 0.6-1.1
-    # voxels here, a 10-90% edge of 1.5-2.8 voxels (2.6-7 mm). A single sharp PSF taught edges sharper than real
-    # scans': blurring the real CT cost the kidneys up to 0.11 Dice (docs/benchmarks.md, Fourteenth session)
-    soft = rng.uniform(0.6, 1.1)
+    # stored on a grid coarser than they were reconstructed on (the bundled real CT is kept at 3 mm); sigma 0.6-1.6
+    # voxels here, a 10-90% edge of 1.5-4.1 voxels (2.7-10 mm). A single sharp PSF taught edges sharper than real
+    # scans': blurring the real CT cost the kidneys up to 0.11 Dice; sigma 0.6-1.1 took part of that back, 0.6-1.6
+    # more (docs/benchmarks.md, Fourteenth and Fifteenth sessions)
+    soft = rng.uniform(0.6, 1.6)
     sigma = (soft, soft, 0.4 * 3.0 / g.spacing[2])
     vol = ndimage.gaussian_filter(vol, sigma, mode="nearest", truncate=3.0)
     white = rng.normal(0, 1, g.shape).astype(np.float32)
