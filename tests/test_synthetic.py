@@ -9,8 +9,8 @@ from abdoseg import ingest, nifti
 from abdoseg import labels as L
 from abdoseg.preprocess import to_canonical
 from abdoseg.synthetic import (ENHANCEMENT_DOSE, ENHANCEMENT_TIME, EXTENT_MM, OFFSET_MM, PHASES, VOLUME_ML,
-                               SyntheticConfig, _Canvas, _draw_layout, _organ_volume_ml, _paint_body_wall,
-                               _paint_distractors, _paint_organs, _scanner, enhanced_hu, generate_case)
+                               SyntheticConfig, _Canvas, _draw_layout, _organ_volume_ml, _paint_anatomy, _scanner,
+                               enhanced_hu, generate_case)
 
 N = 10
 
@@ -231,10 +231,7 @@ def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(synth_cfg):
     checked = 0
     for i in range(N):
         lay = _draw_layout(i, synth_cfg)
-        cv = _Canvas(lay)
-        _paint_body_wall(cv, lay)
-        _paint_distractors(cv, lay)
-        _paint_organs(cv, lay)
+        cv = _paint_anatomy(lay)
         x, y, z = lay.grid.coords(tuple(slice(0, n) for n in lay.grid.shape))
         for o in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
             sinus = np.broadcast_to(lay.shapes[o].sinus(x, y, z), cv.lab.shape)
@@ -324,7 +321,7 @@ def _air_to_body_edge(image: np.ndarray) -> float:
 def test_in_plane_blur_varies_from_scan_to_scan(cases):
     """Reconstruction kernels and storage grids make some scans sharp and some soft (the bundled real CT is kept at
     3 mm). Every phantom had the same sharp edge (10-90% rise 1.41-1.52 voxels in cases 0-9; 1.5-2.65 with sigma
-    0.6-1.1; 1.6-3.89 now), and the network read edges sharper than real scans': blurring the real CT cost its
+    0.6-1.1; 1.6-4.0 now), and the network read edges sharper than real scans': blurring the real CT cost its
     kidneys up to 0.11 Dice. Measured across the body's outline, where the step is known; cases whose field of view
     cuts the body are left out (the reconstruction circle's edge is not blurred)."""
     widths = [_air_to_body_edge(to_canonical(c.image, c.affine)[0]) for c in cases if "fov_cut_inplane" not in c.notes]

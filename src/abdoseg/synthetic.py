@@ -19,6 +19,8 @@ hilum, bowel in front). So `generate_case` runs in five phases that a reader can
 5. scanner (`_scanner`): tissue texture, beam-hardening streaks near bone, partial-volume blur, correlated
    noise, a field of view that may cut the body, storage orientation and dtype.
 
+Phases 2-4 together are `_paint_anatomy`: the painted canvas, which tests of the anatomy read before the scanner.
+
 Organs are implicit shapes (deformed ellipsoids, a tapered liver, bean-shaped kidneys); everything else is a
 handful of tubes, ellipses and one Voronoi packing, so that a case takes about a second on one core.
 Per-case tissue values are drawn around the phase's textbook Hounsfield units with a spread of
@@ -1130,14 +1132,21 @@ def _scanner(cv: _Canvas, lay: _Layout, cfg: SyntheticConfig) -> np.ndarray:
     return np.clip(vol, -1024, 3071)
 
 
-def generate_case(index: int, cfg: SyntheticConfig) -> Case:
-    """Generate case `index`: the same (index, cfg) always gives the same arrays."""
-    lay = _draw_layout(index, cfg)
+def _paint_anatomy(lay: _Layout) -> _Canvas:
+    """Every painting phase in order: the anatomy in HU and labels on the generator's grid, before the scanner adds
+    texture, blur and noise (tests of what is painted read this canvas)."""
     cv = _Canvas(lay)
     _paint_body_wall(cv, lay)
     _paint_distractors(cv, lay)
     _paint_organs(cv, lay)
     _paint_skeleton(cv, lay)
+    return cv
+
+
+def generate_case(index: int, cfg: SyntheticConfig) -> Case:
+    """Generate case `index`: the same (index, cfg) always gives the same arrays."""
+    lay = _draw_layout(index, cfg)
+    cv = _paint_anatomy(lay)
     vol, lab = _scanner(cv, lay, cfg), cv.lab
 
     g = lay.grid
