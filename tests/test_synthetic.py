@@ -226,8 +226,8 @@ def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(synth_cfg):
     branches of the renal vessels. Every phantom sinus was a uniform fat ring round the pelvis (73-98% of its voxels
     under -20 HU in cases 0-9), a cue no real kidney gives; the network learnt to draw kidneys out from it, and drew
     phantoms with a small sinus too small. Checked on the painted anatomy (the generator's grid, before the scanner's
-    blur, which a soft PSF spreads over the 5 mm lobules: 0.006 of one sinus under -20 HU after it), outside the
-    pelvis: 0.16-0.41 in cases 0-9."""
+    blur, which a soft PSF spreads over the 5 mm lobules: none of one sinus under -20 HU after it, 0.019 of the
+    next), outside the pelvis: 0.16-0.41 in cases 0-9."""
     checked = 0
     for i in range(N):
         lay = _draw_layout(i, synth_cfg)
