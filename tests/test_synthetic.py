@@ -221,6 +221,30 @@ def test_kidney_hilum_faces_anteromedially(cases):
     assert checked >= 4
 
 
+def test_kidneys_lean_with_the_upper_pole_towards_the_midline(cases):
+    """Each kidney lies obliquely in the coronal plane, its upper pole nearer the midline than its lower, along the
+    psoas's edge (Gray's Anatomy; about 15 degrees from the vertical). The angle of the long axis (the first
+    principal axis of its voxels, canonical RAS mm) from the vertical, towards the midline: positive in every uncut
+    kidney, 10-25 degrees on average. The phantom's kidneys once stood upright (-14 to +8, mean about 0), which put
+    the right upper pole against the liver's edge where a real one lies medially, in fat, beside the crus."""
+    angles = []
+    for case in cases:
+        if _cut(case):
+            continue
+        lab, aff, _ = to_canonical(case.labels, case.affine)
+        sp = np.asarray(nifti.spacing(aff))
+        for o, medial in ((L.KIDNEY_RIGHT, -1), (L.KIDNEY_LEFT, 1)):  # RAS: the midline is towards -x of the right kidney
+            pts = np.argwhere(lab == o) * sp
+            if len(pts) < 200:
+                continue
+            axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]
+            axis = axis if axis[2] > 0 else -axis  # towards the upper pole
+            angles.append(float(np.degrees(np.arctan2(medial * axis[0], axis[2]))))
+            assert angles[-1] > 0, (L.ORGANS[o], round(angles[-1], 1), case.notes)
+    assert len(angles) >= 8
+    assert 10 < np.mean(angles) < 25, np.round(angles, 1)
+
+
 def test_renal_sinus_is_fat_among_vessels_not_a_pool_of_fat(synth_cfg):
     """Only 28-31% of the renal sinus is fat (Zhang et al., Front Endocrinol 2023); the rest is calyces and the
     branches of the renal vessels. Every phantom sinus was a uniform fat ring round the pelvis (73-98% of its voxels

@@ -118,6 +118,11 @@ TISSUE_HU: dict[str, tuple[float, float, float]] = {
     "cyst": (5, 5, 5),
 }
 
+# The kidneys lie obliquely in the coronal plane, the upper pole nearer the midline than the lower (Gray's Anatomy;
+# surface anatomy: the upper pole about 3 cm from the median line, the hilum 4-5 cm, 5-6 cm lower, i.e. about 15
+# degrees), their long axes along the psoas's lateral edge. Degrees from the vertical, drawn per kidney.
+KIDNEY_LEAN_DEG = (10.0, 20.0)
+
 PATHOLOGIES = ("liver_lesion", "kidney_cyst", "enlarged_spleen", "missing_kidney")
 
 # Contrast timing and dose vary from scan to scan, so enhancement is a continuum, not three fixed palettes: a
@@ -537,8 +542,8 @@ def _draw_organs(rng: np.random.Generator, c0: np.ndarray, pathology: str | None
         # kidneys (they lie along the psoas, whose edge runs obliquely)
         tilt = np.deg2rad(rng.uniform(8, 18))
         turn = np.deg2rad(medial * rng.uniform(10, 35))
-        k.R = k.R @ _axis_rotation(0, tilt)
-        k.R = k.R @ _axis_rotation(2, turn)
+        lean = np.deg2rad(medial * rng.uniform(*KIDNEY_LEAN_DEG))
+        k.R = k.R @ _axis_rotation(1, lean) @ _axis_rotation(0, tilt) @ _axis_rotation(2, turn)
         shapes[organ] = k
     for organ, shape in shapes.items():
         _fit_volume(shape, _draw_volume(rng, organ, spleen_lo_q if organ == L.SPLEEN else 0.0))
