@@ -187,6 +187,18 @@ def test_kidneys_sit_in_fat_with_muscle_behind(cases):
             assert best >= 20, (L.ORGANS[o], best, case.notes)
 
 
+def _uncut_kidneys(cases):
+    """Each kidney of at least 200 voxels in the cases whose field of view is whole, as (case, canonical RAS labels,
+    spacing in mm, organ, medial sign): the midline lies towards -x of the right kidney and +x of the left."""
+    for case in cases:
+        if _cut(case):
+            continue
+        lab, aff, _ = to_canonical(case.labels, case.affine)
+        for o, medial in ((L.KIDNEY_RIGHT, -1), (L.KIDNEY_LEFT, 1)):
+            if (lab == o).sum() >= 200:
+                yield case, lab, np.asarray(nifti.spacing(aff)), o, medial
+
+
 def _hilum_direction(lab: np.ndarray, spacing: np.ndarray, organ: int) -> np.ndarray:
     """Unit (x, y) vector, canonical RAS mm, from a kidney's centre to the centre of its hilum: the gap between the
     kidney and its convex outline, over the axial slices of the kidney's middle third."""
@@ -208,16 +220,10 @@ def test_kidney_hilum_faces_anteromedially(cases):
     """The renal hilum opens towards the spine and the front (the kidney is turned about 30 degrees on its long axis;
     Gray's Anatomy), where the renal vessels and the pelvis leave it. A sign slip once turned it posteromedially."""
     checked = 0
-    for case in cases:
-        if _cut(case):
-            continue
-        lab, aff, _ = to_canonical(case.labels, case.affine)
-        for o, medial in ((L.KIDNEY_RIGHT, -1), (L.KIDNEY_LEFT, 1)):  # RAS: the midline is towards -x of the right kidney
-            if (lab == o).sum() < 200:
-                continue
-            x, y = _hilum_direction(lab, np.asarray(nifti.spacing(aff)), o)
-            assert x * medial > 0.5 and y > 0.1, (L.ORGANS[o], round(x * medial, 2), round(y, 2), case.notes)
-            checked += 1
+    for case, lab, sp, o, medial in _uncut_kidneys(cases):
+        x, y = _hilum_direction(lab, sp, o)
+        assert x * medial > 0.5 and y > 0.1, (L.ORGANS[o], round(x * medial, 2), round(y, 2), case.notes)
+        checked += 1
     assert checked >= 4
 
 
@@ -229,19 +235,12 @@ def test_kidneys_lean_with_the_upper_pole_towards_the_midline(cases):
     +5 degrees here, mean 0), which put the right upper pole against the liver's edge, where a real one lies medially,
     in fat, beside the crus."""
     angles = []
-    for case in cases:
-        if _cut(case):
-            continue
-        lab, aff, _ = to_canonical(case.labels, case.affine)
-        sp = np.asarray(nifti.spacing(aff))
-        for o, medial in ((L.KIDNEY_RIGHT, -1), (L.KIDNEY_LEFT, 1)):  # RAS: the midline is towards -x of the right kidney
-            pts = np.argwhere(lab == o) * sp
-            if len(pts) < 200:
-                continue
-            axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]
-            axis = axis if axis[2] > 0 else -axis  # towards the upper pole
-            angles.append(float(np.degrees(np.arctan2(medial * axis[0], axis[2]))))
-            assert angles[-1] > 0, (L.ORGANS[o], round(angles[-1], 1), case.notes)
+    for case, lab, sp, o, medial in _uncut_kidneys(cases):
+        pts = np.argwhere(lab == o) * sp
+        axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]
+        axis = axis if axis[2] > 0 else -axis  # towards the upper pole
+        angles.append(float(np.degrees(np.arctan2(medial * axis[0], axis[2]))))
+        assert angles[-1] > 0, (L.ORGANS[o], round(angles[-1], 1), case.notes)
     assert len(angles) >= 8
     assert 10 < np.mean(angles) < 25, np.round(angles, 1)
 
