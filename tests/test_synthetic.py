@@ -227,6 +227,25 @@ def test_kidney_hilum_faces_anteromedially(cases):
     assert checked >= 4
 
 
+def test_kidneys_rest_on_the_back_muscles_through_fat(cases):
+    """A kidney lies on psoas and quadratus lumborum through its posterior perirenal fat and the renal fascia (Gray's
+    Anatomy), not muscle to kidney. The share of voxels under -30 HU 3-7 mm behind each uncut kidney (posterior of its
+    centroid within 45 degrees of straight back, canonical RAS): 0.73-0.98 for the 8 uncut kidneys of cases 0-9 once
+    the fat was laid over the muscles too, 0.55-0.77 before, when the muscles, drawn first, kept the fat out."""
+    shares = []
+    for case, lab, sp, o, medial in _uncut_kidneys(cases):
+        image = to_canonical(case.image.astype(np.float32), case.affine)[0]
+        kidney = lab == o
+        d = ndimage.distance_transform_edt(~kidney, sampling=sp)
+        shell = np.argwhere((d > 3) & (d <= 7))
+        offset = (shell - np.argwhere(kidney).mean(0)) * sp
+        angle = np.degrees(np.arctan2(offset[:, 1], medial * offset[:, 0]))  # 0 medial, 90 anterior, -90 posterior
+        behind = shell[(angle >= -135) & (angle < -45)]
+        shares.append(float((image[tuple(behind.T)] < -30).mean()))
+    assert len(shares) >= 8
+    assert min(shares) > 0.6, np.round(shares, 2)
+
+
 def test_kidneys_lean_with_the_upper_pole_towards_the_midline(cases):
     """Each kidney lies obliquely in the coronal plane, its upper pole nearer the midline than its lower, along the
     psoas's edge (Gray's Anatomy; about 15 degrees from the vertical). The angle of the long axis (the first

@@ -921,14 +921,16 @@ def _paint_distractors(cv: _Canvas, lay: _Layout) -> None:
     _pack_bowel(cv, lay)
 
     # perirenal fat inside Gerota's fascia, wrapping each kidney (also where one is missing: its fossa); the canvas
-    # keeps the space it fills (`cv.perirenal`) so that the spleen stays out of it (`_paint_outside_perirenal`)
+    # keeps the space it fills (`cv.perirenal`) so that the spleen stays out of it (`_paint_outside_perirenal`).
+    # It is laid over the back muscles too: a kidney rests on psoas and quadratus lumborum through its posterior
+    # perirenal fat and the renal fascia (Gray's Anatomy), never muscle to kidney, which the muscles drawn first
+    # gave wherever a drawn kidney reached them (docs/benchmarks.md, seventeenth session: FAT)
     gerota = rng.uniform(1.08, 1.5)  # thin patients have little perirenal fat: the kidney then touches the liver
     for organ in (L.KIDNEY_RIGHT, L.KIDNEY_LEFT):
         k = sh[organ]
         lo, hi = k.bounds(pad=1.9)
-        not_muscle = lambda x, y, z, sl: cv.vol[sl] != cv.hu["muscle"]  # noqa: E731  (psoas and QL lie outside it)
-        space = cv.paint(k.value, lo, hi, cv.hu["fat"] + 70, thresh=gerota + 0.04, where=not_muscle)
-        cv.paint(k.value, lo, hi, "fat", thresh=gerota, where=not_muscle)
+        space = cv.paint(k.value, lo, hi, cv.hu["fat"] + 70, thresh=gerota + 0.04)
+        cv.paint(k.value, lo, hi, "fat", thresh=gerota)
         if space is not None and organ != lay.missing:  # after a nephrectomy the neighbours fill the empty fossa
             cv.perirenal[space[0]] |= space[1]
 
