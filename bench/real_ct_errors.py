@@ -94,5 +94,6 @@ def main() -> None:
         for path, model in zip(args.models, models):
             report(str(path), model, scan, spec)
 
+
 if __name__ == "__main__":
     main()
