@@ -56,8 +56,11 @@ pull: setup
 restore-times:
 	snakemake --cores 1 --touch results/report.html
 
+# Two pytest workers, whole test files each (pytest-xdist's loadfile: a file's module fixtures, such as the end-to-end
+# pipeline run, are built once, in one process). On the 2-core machine the suite takes about two thirds of the time
+# it takes in one process (docs/benchmarks.md, "make test"); plain `pytest` still runs it in one.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: setup
 	$(BIN)/python bench/run.py --big

@@ -18,3 +18,10 @@ def test_only_gpu_skips_pass(tmp_path):
     assert _run(tmp_path, "def test_cuda():\n    pytest.skip('needs a GPU: no CUDA device here')\n") == 0
     assert _run(tmp_path, "def test_data():\n    pytest.skip('fixture folder missing')\n") == 1
     assert _run(tmp_path, "def test_data():\n    pytest.skip('fixture folder missing')\n", "--allow-skips") == 0
+
+
+def test_a_silent_skip_fails_a_parallel_run_too(tmp_path):
+    """`make test` runs the suite on pytest-xdist workers: the skips reach the rule from every worker."""
+    skip = "def test_data():\n    pytest.skip('fixture folder missing')\n"
+    assert _run(tmp_path, skip, "-n", "2") == 1
+    assert _run(tmp_path, "def test_cuda():\n    pytest.skip('needs a GPU: no CUDA device here')\n", "-n", "2") == 0
