@@ -58,7 +58,7 @@ restore-times:
 
 # Two pytest workers, whole test files each (pytest-xdist's loadfile: a file's module fixtures, such as the end-to-end
 # pipeline run, are built once, in one process). On the 2-core machine the suite takes about two thirds of the time
-# it takes in one process (docs/benchmarks.md, "make test"); plain `pytest` still runs it in one.
+# it takes in one process (docs/benchmarks.md, "`make test` on two workers"); plain `pytest` still runs it in one.
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 

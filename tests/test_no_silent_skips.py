@@ -14,14 +14,17 @@ def _run(tmp_path, body: str, *args: str) -> int:
                           capture_output=True, text=True).returncode
 
 
+GPU_SKIP = "def test_cuda():\n    pytest.skip('needs a GPU: no CUDA device here')\n"
+SILENT_SKIP = "def test_data():\n    pytest.skip('fixture folder missing')\n"
+
+
 def test_only_gpu_skips_pass(tmp_path):
-    assert _run(tmp_path, "def test_cuda():\n    pytest.skip('needs a GPU: no CUDA device here')\n") == 0
-    assert _run(tmp_path, "def test_data():\n    pytest.skip('fixture folder missing')\n") == 1
-    assert _run(tmp_path, "def test_data():\n    pytest.skip('fixture folder missing')\n", "--allow-skips") == 0
+    assert _run(tmp_path, GPU_SKIP) == 0
+    assert _run(tmp_path, SILENT_SKIP) == 1
+    assert _run(tmp_path, SILENT_SKIP, "--allow-skips") == 0
 
 
 def test_a_silent_skip_fails_a_parallel_run_too(tmp_path):
     """`make test` runs the suite on pytest-xdist workers: the skips reach the rule from every worker."""
-    skip = "def test_data():\n    pytest.skip('fixture folder missing')\n"
-    assert _run(tmp_path, skip, "-n", "2") == 1
-    assert _run(tmp_path, "def test_cuda():\n    pytest.skip('needs a GPU: no CUDA device here')\n", "-n", "2") == 0
+    assert _run(tmp_path, SILENT_SKIP, "-n", "2") == 1
+    assert _run(tmp_path, GPU_SKIP, "-n", "2") == 0
