@@ -113,3 +113,18 @@ def test_each_job_claims_its_own_card_and_waits_when_all_are_held(tmp_path):
         p.stdin.write("\n")
         p.stdin.flush()
         assert p.wait(60) == 0
+
+
+def test_training_autocast_is_float16_on_cuda_and_bf16_on_the_cpu_only_when_asked(monkeypatch):
+    """CUDA trains in float16 autocast whatever train.cpu_bf16 says; the CPU in bfloat16 with it, else in float32,
+    and a CPU without native bf16 is warned that the emulation is slow."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert D.training_autocast(cuda, True) is D.training_autocast(cuda, False) is torch.float16
+    assert D.training_autocast(cpu, False) is None
+    monkeypatch.setattr(D, "cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert D.training_autocast(cpu, True) is torch.bfloat16
+    monkeypatch.setattr(D, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        assert D.training_autocast(cpu, True) is torch.bfloat16

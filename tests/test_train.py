@@ -178,6 +178,24 @@ def test_the_deterministic_switch_leaves_the_process_as_it_found_it(setup, tmp_p
     assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
 
 
+def test_cpu_bf16_trains_in_bfloat16_close_to_float32(setup, tmp_path, capfd):
+    """train.cpu_bf16: true runs the CPU training step under bfloat16 autocast (said in the start-up line): other
+    weights than float32's, as mixed precision gives, and the same loss to within a few percent."""
+    root, params = setup
+    logs, weights = {}, {}
+    for bf16 in (False, True):
+        p = copy.deepcopy(params)
+        p["train"].update(epochs=2, val_every=2, cpu_bf16=bf16)
+        _train(root, p, tmp_path / str(bf16))
+        logs[bf16] = pd.read_csv(tmp_path / str(bf16) / "train_log.csv")
+        weights[bf16] = checkpoint.load(tmp_path / str(bf16) / "last.pt", "model")["model_state"]
+    out = capfd.readouterr().out
+    assert "training in float32" in out and "training in bfloat16 autocast" in out
+    assert any(not torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
+    assert all(w.dtype == torch.float32 for w in weights[True].values() if w.is_floating_point())
+    np.testing.assert_allclose(logs[True].train_loss, logs[False].train_loss, rtol=0.05)
+
+
 def test_two_processes_follow_the_one_process_loss_curve(setup, tmp_path, capfd):
     """train.devices: 2 on the CPU runs the multi-GPU code path (torchrun, DDP, gloo instead of NCCL): each process
     takes 2 of every step's 4 samples, and the logged loss follows the one-process run at the same global batch.

@@ -164,6 +164,35 @@ def describe(device: torch.device, asked: str) -> str:
     return f"device cpu (asked {asked}): {torch.get_num_threads()} torch threads; {versions}; {seen}"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where bf16 autocast speeds training up.
+
+    torch's own probes (private, so a torch without them counts as no): oneDNN's `_is_mkldnn_bf16_supported` also
+    says yes on AVX-512 CPUs without bf16 instructions, which would emulate it."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def training_autocast(device: torch.device, cpu_bf16: bool) -> torch.dtype | None:
+    """The dtype training's forward pass autocasts to, or None for float32 throughout: float16 on CUDA (with the
+    gradient scaler), bfloat16 on the CPU with `cpu_bf16` (train.cpu_bf16; bf16 keeps float32's exponent range, so
+    it needs no scaler). On a CPU without native bf16 torch emulates it, slower than float32: that is warned."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.float16
+    if not cpu_bf16:
+        return None
+    if not cpu_has_bf16():
+        warnings.warn("train.cpu_bf16 is on, but this CPU has no native bfloat16 (AVX-512 BF16 or AMX): torch "
+                      "emulates it, which is usually slower than float32", stacklevel=2)
+    return torch.bfloat16
+
+
 @contextlib.contextmanager
 def deterministic(enabled: bool) -> Iterator[None]:
     """With `enabled`, CUDA runs repeat bit for bit: cuDNN deterministic and not benchmarking, torch's deterministic

@@ -29,7 +29,7 @@ from . import labels as L
 from . import checkpoint, distributed, files, vnet
 from .augment import AugmentSpec
 from .batches import DataPathSpec, PatchBatches, batch_stream, derived_seed, to_device
-from .device import describe, deterministic, pick_device
+from .device import describe, deterministic, pick_device, training_autocast
 from .inference import sliding_window_probs
 from .metrics import dice
 from .preprocess import PreprocessSpec
@@ -109,14 +109,23 @@ def train(params: dict, train_cases: list[str], val_cases: list[str], processed_
                                    "intensity_stats": intensity_stats}, devices)
     torch.set_num_threads(max(1, threads))
     device = pick_device(tp["device"]) if rank.world == 1 else distributed.rank_device(tp["device"], rank)
-    print(describe(device, tp["device"]) + (f"; process {rank.rank} of {rank.world}" if rank.world > 1 else ""), flush=True)
+    autocast = training_autocast(device, tp["cpu_bf16"])
+    print(describe(device, tp["device"]) + f"; training in {_precision_name(autocast)}"
+          + (f"; process {rank.rank} of {rank.world}" if rank.world > 1 else ""), flush=True)
     with deterministic(bool(tp["deterministic"])), distributed.process_group(device, rank):
         return _train(params, train_cases, val_cases, processed_image, processed_label, Path(out_dir), device,
-                      intensity_stats, rank)
+                      intensity_stats, rank, autocast)
+
+
+def _precision_name(autocast: torch.dtype | None) -> str:
+    """How the start-up line names the training's precision."""
+    return {None: "float32", torch.float16: "float16 autocast (mixed precision)",
+            torch.bfloat16: "bfloat16 autocast (train.cpu_bf16)"}[autocast]
 
 
 def _train(params: dict, train_cases: list[str], val_cases: list[str], processed_image: str, processed_label: str,
-           out_dir: Path, device: torch.device, intensity_stats: dict | None, rank: distributed.Rank) -> dict:
+           out_dir: Path, device: torch.device, intensity_stats: dict | None, rank: distributed.Rank,
+           autocast: torch.dtype | None) -> dict:
     tp, mp = params["train"], params["model"]
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = int(tp["seed"])
@@ -183,7 +192,7 @@ def _train(params: dict, train_cases: list[str], val_cases: list[str], processed
         for _ in range(steps):
             x, y = to_device(next(stream), device, aug if on_device else None, spacing)
             optimiser.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, enabled=cuda):
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 loss = train_loss_fn(model(x), y[:, None].float())  # float: the targets are resized for coarse outputs
             scaler.scale(loss).backward()
             scaler.step(optimiser)
