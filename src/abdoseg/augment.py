@@ -56,7 +56,7 @@ class AugmentSpec:
     resolution_factor: tuple[float, float] = (1.0, 1.0)  # (low, high): coarse voxel size in grid voxels, drawn once in
     # plane and once through plane
     resolution_probability: float = 0.0  # share of patches seen at that coarser resolution
-    elastic_mm: float = 0.0  # sd (mm) of a smooth random displacement on the patches that get the rotation (0: off)
+    elastic_mm: float = 5.0  # sd (mm) of a smooth random displacement on the patches that get the rotation (0: off)
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentSpec":
