@@ -118,7 +118,7 @@ def test_a_ball_in_mm_stays_a_ball_on_the_anisotropic_grid():
 
 
 def test_elastic_displacement_bends_but_never_folds_left_right():
-    """On the default patch and grid, the smooth displacement (params.yaml's sd) moves organ outlines, yet the
+    """On the default patch and grid, the smooth displacement (params.yaml's 5 mm) moves organ outlines, yet the
     patient's left-right order of every voxel is kept: a ramp along x (the patient's right is +x) stays monotonic
     along x in every row of every sample, and both kidneys keep their side. At sd 40 mm it does fold (the check can
     fail)."""
