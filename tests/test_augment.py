@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from abdoseg import labels as L
-from abdoseg.augment import (AugmentSpec, _rotation, augment, bias_field, coarser, intensity_curve, label_contrast,
-                             mirror, rotation_in_mm, spatial)
+from abdoseg.augment import (AugmentSpec, _rotation, augment, bias_field, coarser, displacement, intensity_curve,
+                             label_contrast, mirror, rotation_in_mm, spatial)
 
 SPACING = (2.5, 2.5, 4.0)  # the processed grid
 ISO = (1.0, 1.0, 1.0)
@@ -145,6 +145,22 @@ def test_elastic_displacement_bends_but_never_folds_left_right():
     assert moved > 0.005, moved  # the displacement acts: outlines move beyond the rotation's
     img, _ = bend(40.0)
     assert (img[:, 0, 1:] - img[:, 0, :-1] < -1e-3).any()
+
+
+def test_elastic_displacement_is_isotropic_in_mm_and_only_on_the_rotated_patches():
+    """The displacement has one sd in millimetres along every axis of the anisotropic grid (its normalised offsets,
+    scaled back by the patch's half-extents in mm in affine_grid's (Z, Y, X) order, agree within 5%), and the patches
+    that do not get the spatial family come out untouched."""
+    shape = (64, 48, 32)
+    half = torch.tensor([shape[d] * SPACING[d] / 2 for d in (2, 1, 0)])  # 64, 60, 80 mm
+    offsets = displacement(512, shape, SPACING, 5.0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    sd_mm = (offsets * half).flatten(0, 3).std(0)
+    assert sd_mm.max() / sd_mm.min() < 1.05, sd_mm
+    img, lab = _two_kidneys(b=32)
+    spec = AugmentSpec(rotate_deg=0.0, scale=(1.0, 1.0), probability=0.5, elastic_mm=5.0)
+    _, out = spatial(img, lab, spec, torch.Generator().manual_seed(3), ISO)
+    same = [bool(torch.equal(out[b], lab[b])) for b in range(32)]
+    assert 0 < sum(same) < 32, sum(same)
 
 
 def test_domain_randomisation_keeps_labels_and_order():
