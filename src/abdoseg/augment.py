@@ -77,6 +77,13 @@ def _rotation(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
+def half_extents_mm(shape: tuple[int, int, int], spacing: tuple[float, float, float],
+                    device: torch.device) -> torch.Tensor:
+    """Half the size in mm of a (X, Y, Z) patch, in `affine_grid`'s (Z, Y, X) order: the scale between a
+    grid's normalised coordinates and millimetres, which the rotation and the displacement both need."""
+    return torch.tensor([shape[d] * spacing[d] / 2 for d in (2, 1, 0)], dtype=torch.float32, device=device)
+
+
 def rotation_in_mm(angles: torch.Tensor, scales: torch.Tensor, shape: tuple[int, int, int],
                    spacing: tuple[float, float, float]) -> torch.Tensor:
     """(B, 3, 3) matrices for `F.affine_grid` that rotate by `angles` (B, 3) and zoom by `scales` (B,) in
@@ -86,7 +93,7 @@ def rotation_in_mm(angles: torch.Tensor, scales: torch.Tensor, shape: tuple[int,
     Z) tensor), so the rotation is conjugated by the patch's half-extents in mm: theta = H^-1 R H / s. In mm
     that is a pure rotation and zoom, whatever the spacing.
     """
-    half = torch.tensor([shape[d] * spacing[d] / 2 for d in (2, 1, 0)], dtype=torch.float32, device=angles.device)  # grid order
+    half = half_extents_mm(shape, spacing, angles.device)
     rot = _rotation(angles)
     return rot * half[None, None, :] / half[None, :, None] / scales.view(-1, 1, 1)
 
@@ -116,7 +123,7 @@ def displacement(b: int, shape: tuple[int, int, int], spacing: tuple[float, floa
     then in the grid's normalised (Z, Y, X) coordinates. It bends organ outlines (a kidney's lean, its hilum's lips)."""
     coarse = torch.randn((b, 3, lattice, lattice, lattice), generator=gen, device=device) * sd_mm
     field = F.interpolate(coarse, size=shape, mode="trilinear", align_corners=True)
-    half = torch.tensor([shape[d] * spacing[d] / 2 for d in (2, 1, 0)], dtype=torch.float32, device=device)
+    half = half_extents_mm(shape, spacing, device)
     return (field / half.view(1, 3, 1, 1, 1)).permute(0, 2, 3, 4, 1)
 
 
